@@ -1,0 +1,3 @@
+from hdc.cli import main
+
+main()
