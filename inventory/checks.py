@@ -94,8 +94,9 @@ def _parent_cycles(cat: Catalog) -> Iterator[Finding]:
         if node is not None and node in seen and node not in reported:
             cycle = seen[seen.index(node) :]
             reported.update(cycle)
-            yield ("facilities", index[node], "link", "parent"), "parent links form a loop: " + " -> ".join(
-                [*cycle, node]
+            yield (
+                ("facilities", index[node], "link", "parent"),
+                "parent links form a loop: " + " -> ".join([*cycle, node]),
             )
 
 

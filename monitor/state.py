@@ -1,0 +1,46 @@
+"""What the poller knows about each facility link, as read by alerting and the NOC page.
+
+This is the contract between the collector (`monitor.poller`) and its consumers
+(`monitor.alerting`, `monitor.web`): the poller updates one `LinkState` per polled facility
+after every attempt; consumers only read snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class OperStatus(StrEnum):
+    """IF-MIB ifOperStatus, plus 'unknown' before the first successful poll."""
+
+    UP = "up"
+    DOWN = "down"
+    TESTING = "testing"
+    UNKNOWN = "unknown"
+    DORMANT = "dormant"
+    NOT_PRESENT = "notPresent"
+    LOWER_LAYER_DOWN = "lowerLayerDown"
+
+
+@dataclass(frozen=True)
+class LinkState:
+    facility_id: str
+    reachable: bool  # the last poll got a valid answer
+    oper_status: OperStatus
+    admin_up: bool
+    consecutive_failures: int  # failed polls in a row (0 after a good one)
+    last_poll: float  # unix time of the last attempt
+    last_success: float | None  # unix time of the last good answer
+    in_bps: float | None  # None until two good polls give a rate
+    out_bps: float | None
+    utilisation: float | None  # max(in, out) / contracted bandwidth, 0..1+
+    in_errors_per_s: float | None
+    out_errors_per_s: float | None
+    in_discards_per_s: float | None
+    out_discards_per_s: float | None
+    error: str | None = None  # why the last poll failed, in words an operator reads
+
+    @property
+    def link_up(self) -> bool:
+        return self.reachable and self.oper_status is OperStatus.UP
