@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from ipaddress import IPv4Network
 
+from .hosts import FIRST_HOST_OFFSET
 from .model import Catalog, Classification, Exposure, FacilityKind, FacilityStatus, TierName, ZoneKind
 
 Finding = tuple[tuple[str | int, ...], str]
@@ -82,7 +83,10 @@ def check_facilities(cat: Catalog) -> Iterator[Finding]:
 
 
 def _parent_cycles(cat: Catalog) -> Iterator[Finding]:
-    parents = {f.id: f.link.parent for f in cat.facilities if f.link is not None and f.link.parent}
+    # self-parents are reported by check_facilities; here only loops through other sites
+    parents = {
+        f.id: f.link.parent for f in cat.facilities if f.link is not None and f.link.parent and f.link.parent != f.id
+    }
     index = {f.id: i for i, f in enumerate(cat.facilities)}
     reported: set[str] = set()
     for start in parents:
@@ -117,6 +121,18 @@ def check_datacenter(cat: Catalog) -> Iterator[Finding]:
                     f"{zone.subnet} overlaps {other} of zone '{other_id}'",
                 )
         nets.append((zone.subnet, zone.id))
+    needed: dict[str, int] = {}
+    for plat in cat.platforms:
+        for tier in plat.tiers:
+            needed[tier.zone] = needed.get(tier.zone, 0) + tier.count
+    for i, zone in enumerate(zones):
+        usable = zone.subnet.num_addresses - FIRST_HOST_OFFSET - 1
+        if needed.get(zone.id, 0) > usable:
+            yield (
+                ("datacenter", "zones", i, "subnet"),
+                f"{zone.subnet} has room for {max(usable, 0)} hosts from offset {FIRST_HOST_OFFSET}, "
+                f"but the platforms place {needed[zone.id]} hosts in zone '{zone.id}'",
+            )
 
 
 def check_platforms(cat: Catalog) -> Iterator[Finding]:

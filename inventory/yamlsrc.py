@@ -73,8 +73,11 @@ _SCALAR_TAGS = {
 }
 
 
-def _build(node: yaml.Node, path: PathKey, file: str, out: dict[PathKey, Position], ctor: Any) -> Any:
-    out[path] = Position(file, node.start_mark.line + 1)
+def _build(
+    node: yaml.Node, path: PathKey, file: str, out: dict[PathKey, Position], ctor: Any, line: int | None = None
+) -> Any:
+    """Build plain values; a mapping value is placed at its key's line (where an operator looks)."""
+    out[path] = Position(file, line if line is not None else node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -85,7 +88,7 @@ def _build(node: yaml.Node, path: PathKey, file: str, out: dict[PathKey, Positio
                 raise YamlError(Position(file, key_node.start_mark.line + 1), "merge keys ('<<') are not allowed")
             if key in result:
                 raise YamlError(Position(file, key_node.start_mark.line + 1), f"duplicate key '{key}'")
-            result[key] = _build(value_node, (*path, key), file, out, ctor)
+            result[key] = _build(value_node, (*path, key), file, out, ctor, key_node.start_mark.line + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), file, out, ctor) for i, item in enumerate(node.value)]
