@@ -1,0 +1,114 @@
+"""Stack settings (`hdc:*` in Pulumi.<stack>.yaml), validated at the edge so a typo names its key.
+
+Only non-secret settings live here; provider credentials come from `pulumi config set --secret`
+(`openstack:password`, `minio:minioPassword`) or the providers' environment variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inventory.loader import load_catalog
+from inventory.model import Catalog
+
+INFRA_DIR = Path(__file__).resolve().parent
+TARGETS = ("openstack",)
+
+
+class SettingsError(ValueError):
+    """A stack setting is missing or invalid; the message names the `hdc:` key."""
+
+
+class StackSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    catalog: str = Field(description="catalog name ('lab', 'tunisia') or path, relative to infra/")
+    target: Literal["openstack"] = "openstack"
+    environment: str = Field("lab", pattern=r"^[a-z0-9-]{1,20}$")
+    image: str = Field("debian-12", alias="image")
+    key_pair: str | None = Field(None, alias="keyPair")
+    external_network: str | None = Field(None, alias="externalNetwork", description="floating-IP pool name")
+    external_network_id: str | None = Field(None, alias="externalNetworkId", description="router gateway network")
+    physical_network: str | None = Field(
+        None, alias="physicalNetwork", description="provider network for VLAN segments (admin only)"
+    )
+    dns_nameservers: list[str] = Field(default_factory=list, alias="dnsNameservers")
+    domain: str = "hdc.internal"
+    manage_flavors: bool = Field(True, alias="manageFlavors")
+    bucket_prefix: str | None = Field(None, alias="bucketPrefix", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    minio_secure: bool = Field(True, alias="minioSecure")
+    ca_validity_days: int = Field(3650, alias="caValidityDays", ge=30, le=7300)
+    cert_validity_days: int = Field(365, alias="certValidityDays", ge=1, le=825)
+    organization: str = "Ministry of Health"
+
+    @property
+    def prefix(self) -> str:
+        """Every cloud resource name starts with this, so stacks can share a project."""
+        return f"hdc-{self.environment}"
+
+    def archive_bucket_prefix(self, cat: Catalog) -> str:
+        return self.bucket_prefix or f"hdc-{self.environment}-archive"
+
+    def load_catalog(self) -> Catalog:
+        path = Path(self.catalog)
+        if not path.is_absolute() and (INFRA_DIR / path).exists():
+            path = INFRA_DIR / path
+        return load_catalog(path)
+
+
+_KEYS = {
+    "catalog": str,
+    "target": str,
+    "environment": str,
+    "image": str,
+    "keyPair": str,
+    "externalNetwork": str,
+    "externalNetworkId": str,
+    "physicalNetwork": str,
+    "dnsNameservers": list,
+    "domain": str,
+    "manageFlavors": bool,
+    "bucketPrefix": str,
+    "minioSecure": bool,
+    "caValidityDays": int,
+    "certValidityDays": int,
+    "organization": str,
+}
+
+
+def read_settings(config: pulumi.Config | None = None) -> StackSettings:
+    """Read `hdc:*` from the stack's config; raise SettingsError naming the key on a bad value."""
+    cfg = config or pulumi.Config("hdc")
+    raw: dict[str, Any] = {}
+    for key, kind in _KEYS.items():
+        try:
+            if kind is bool:
+                value: Any = cfg.get_bool(key)
+            elif kind is int:
+                value = cfg.get_int(key)
+            elif kind is list:
+                value = cfg.get_object(key)
+            else:
+                value = cfg.get(key)
+        except Exception as exc:  # pulumi raises ConfigTypeError with the key in the message
+            raise SettingsError(f"hdc:{key}: {exc}") from None
+        if value is not None:
+            raw[key] = value
+    raw.setdefault("environment", pulumi.get_stack())
+    if "catalog" not in raw:
+        raise SettingsError("hdc:catalog is not set: `pulumi config set hdc:catalog lab` (a name or a path)")
+    try:
+        return StackSettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        alias = next((k for k in _KEYS if k == field or _snake(k) == field), field)
+        raise SettingsError(f"hdc:{alias}: {err['msg']}") from None
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
