@@ -7,6 +7,7 @@ archive storage and the outputs the configuration step reads.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -22,7 +23,7 @@ from .platform import HealthPlatform, PlatformArgs
 from .security import security_rules
 from .settings import SettingsError, StackSettings, read_settings
 from .storage import ArchiveStorage, ArchiveStorageArgs, MinioConnection
-from .target import CloudTarget
+from .target import CloudTarget, ZoneNet
 
 
 def make_target(settings: StackSettings) -> CloudTarget:
@@ -47,8 +48,19 @@ def host_groups(cat: Catalog) -> dict[str, list[str]]:
     return out
 
 
-def build(settings: StackSettings, cat: Catalog) -> dict[str, Any]:
-    """Declare every resource; returns the components (for tests) after exporting the outputs."""
+@dataclass
+class Built:
+    """What `build` declared: the components and the stack outputs (tests await them)."""
+
+    platforms: dict[str, HealthPlatform]
+    storage: ArchiveStorage | None
+    ca: InternalCA
+    networks: dict[str, ZoneNet]
+    outputs: dict[str, Any]
+
+
+def build(settings: StackSettings, cat: Catalog) -> Built:
+    """Declare every resource and export the outputs the configuration step reads."""
     target = make_target(settings)
     hosts = plan_hosts(cat)
     networks = target.zone_networks(cat.datacenter.zones, None)
@@ -92,28 +104,26 @@ def build(settings: StackSettings, cat: Catalog) -> dict[str, Any]:
         lambda a: dict(zip(names, a, strict=True))
     )
     groups = host_groups(cat)
-    pulumi.export(
-        "hosts",
-        addresses.apply(lambda a: {n: {"address": a[n], "groups": groups[n]} for n in names}),
-    )
-    pulumi.export("inventory", addresses.apply(lambda a: build_inventory(cat, a)))
-    pulumi.export(
-        "public_addresses",
-        pulumi.Output.all(**{n: h.public_address for n, h in handles.items() if h.public_address is not None}),
-    )
-    pulumi.export("ca_cert_pem", ca.cert_pem)
     certs = {n: c for p in platforms.values() for n, c in p.certs.items()}
-    pulumi.export("host_certificates", pulumi.Output.all(**{n: c.cert_pem for n, c in certs.items()}))
-    pulumi.export(
-        "host_private_keys", pulumi.Output.secret(pulumi.Output.all(**{n: c.key_pem for n, c in certs.items()}))
-    )
-    pulumi.export("security_groups", pulumi.Output.all(**all_groups))
-    pulumi.export("catalog", cat.name)
+    outputs: dict[str, Any] = {
+        "catalog": cat.name,
+        "hosts": addresses.apply(lambda a: {n: {"address": a[n], "groups": groups[n]} for n in names}),
+        "inventory": addresses.apply(lambda a: build_inventory(cat, a)),
+        "public_addresses": pulumi.Output.all(
+            **{n: h.public_address for n, h in handles.items() if h.public_address is not None}
+        ),
+        "ca_cert_pem": ca.cert_pem,
+        "host_certificates": pulumi.Output.all(**{n: c.cert_pem for n, c in certs.items()}),
+        "host_private_keys": pulumi.Output.secret(pulumi.Output.all(**{n: c.key_pem for n, c in certs.items()})),
+        "security_groups": pulumi.Output.all(**all_groups),
+    }
     if storage is not None:
-        pulumi.export("archive_buckets", storage.bucket_names)
-        pulumi.export("archive_access_key", storage.access_key)
-        pulumi.export("archive_secret_key", storage.secret_key)
-    return {"platforms": platforms, "storage": storage, "ca": ca, "networks": networks}
+        outputs["archive_buckets"] = storage.bucket_names
+        outputs["archive_access_key"] = storage.access_key
+        outputs["archive_secret_key"] = storage.secret_key
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return Built(platforms=platforms, storage=storage, ca=ca, networks=networks, outputs=outputs)
 
 
 def main() -> None:
