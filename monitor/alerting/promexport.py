@@ -26,15 +26,16 @@ SITE_INFO = "hdc:facility_uplink_site:info"
 
 @dataclass(frozen=True)
 class MetricNames:
-    """Gauges of the monitor's /metrics, labelled facility, region, kind (the catalog's)."""
+    """Gauges of the monitor's /metrics (`monitor/exporter.py`), labelled facility, region, kind."""
 
     reachable: str = "hdc_link_reachable"
-    oper_up: str = "hdc_link_oper_up"
+    oper_status: str = "hdc_link_oper_status"  # IF-MIB code: 1 up, 2 down, 5 dormant, 6 notPresent, 7 lowerLayerDown
     admin_up: str = "hdc_link_admin_up"
     link_up: str = "hdc_link_up"
     failures: str = "hdc_link_consecutive_failures"
     utilisation: str = "hdc_link_utilisation_ratio"
-    errors: str = "hdc_link_errors_per_second"
+    in_errors: str = "hdc_link_in_errors_per_second"
+    out_errors: str = "hdc_link_out_errors_per_second"
 
 
 def alert_name(rule_id: str) -> str:
@@ -48,14 +49,18 @@ def _num(x: float) -> str:
 def expression(rule: Rule, m: MetricNames) -> str:
     name = alert_name(rule.id)
     if rule.kind is RuleKind.LINK_DOWN:
-        expr = f"({m.oper_up} == 0 and on(facility) {m.reachable} == 1 and on(facility) {m.admin_up} == 1)"
+        # the same codes as `conditions.oper_down`: down, dormant, notPresent, lowerLayerDown
+        expr = (
+            f"(({m.oper_status} == 2 or {m.oper_status} >= 5) and on(facility) {m.reachable} == 1"
+            f" and on(facility) {m.admin_up} == 1)"
+        )
         if rule.failures is not None:
             expr = f"({expr} or {m.failures} >= {rule.failures})"
         return expr
     if rule.kind is RuleKind.UNREACHABLE:
         return f"{m.failures} >= {rule.failures}"
     if rule.kind in (RuleKind.UTILISATION, RuleKind.ERROR_RATE):
-        metric = m.utilisation if rule.kind is RuleKind.UTILISATION else f"sum without(direction) ({m.errors})"
+        metric = m.utilisation if rule.kind is RuleKind.UTILISATION else f"({m.in_errors} + {m.out_errors})"
         assert rule.above is not None
         expr = f"{metric} >= {_num(rule.above)}"
         if rule.resolve_below is not None and rule.resolve_below < rule.above:

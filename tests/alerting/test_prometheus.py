@@ -81,7 +81,9 @@ def test_promtool_test_rules(rules_file: Path) -> None:
                 "input_series": [
                     {"series": f"hdc_link_reachable{{{labels('hu-sfax')}}}", "values": "1x40"},
                     {"series": f"hdc_link_admin_up{{{labels('hu-sfax')}}}", "values": "1x40"},
-                    {"series": f"hdc_link_oper_up{{{labels('hu-sfax')}}}", "values": "1 1 0x38"},
+                    {"series": f"hdc_link_oper_status{{{labels('hu-sfax')}}}", "values": "1 1 2x38"},
+                    {"series": f"hdc_link_in_errors_per_second{{{labels('hc-la-marsa')}}}", "values": "12x40"},
+                    {"series": f"hdc_link_out_errors_per_second{{{labels('hc-la-marsa')}}}", "values": "1x40"},
                     # 90 % for 12 min, 75 % (inside the 70–80 % band) for 10 min, then 50 %
                     {"series": f"hdc_link_utilisation_ratio{{{labels(sat)}}}", "values": "0.9x12 0.75x10 0.5x18"},
                     {"series": f"hdc_link_up{{{labels('hr-ariana')}}}", "values": "1 0 1 0 1 1x35"},
@@ -89,7 +91,10 @@ def test_promtool_test_rules(rules_file: Path) -> None:
                 "alert_rule_test": [
                     {"eval_time": "1m", "alertname": "LinkDown", "exp_alerts": []},
                     {"eval_time": "3m", "alertname": "LinkDown", "exp_alerts": [
-                        expected("hu-sfax", "link-down", "pop-sfax", "0")]},
+                        expected("hu-sfax", "link-down", "pop-sfax", "2")]},
+                    {"eval_time": "4m", "alertname": "LinkErrors", "exp_alerts": []},
+                    {"eval_time": "6m", "alertname": "LinkErrors", "exp_alerts": [
+                        expected("hc-la-marsa", "link-errors", "pop-tunis", "13")]},
                     {"eval_time": "9m", "alertname": "LinkSaturated", "exp_alerts": []},
                     {"eval_time": "11m", "alertname": "LinkSaturated", "exp_alerts": [
                         expected(sat, "link-saturated", "pop-tunis", "0.9")]},
