@@ -1,7 +1,243 @@
-"""`hdc archive …` commands."""
+"""`hdc archive …` commands: serve, dev store, dev tokens, audit verify, fixity, keys, reconcile, export."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="archive_service commands.", no_args_is_help=True)
+from hdc.errors import UserError
+
+app = typer.Typer(help="The records archive (API, store, keys, audit).", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from .settings import load_settings
+
+    return load_settings()
+
+
+def _open():  # type: ignore[no-untyped-def]
+    from .service import Archive
+    from .store import StoreUnavailable
+
+    try:
+        return Archive.open(_settings())
+    except StoreUnavailable as exc:
+        raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT)") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port")] = 8080,
+    embedded_store: Annotated[bool, typer.Option(help="start a SeaweedFS store in the state dir first")] = False,
+) -> None:
+    """Serve the API (OpenAPI docs at /docs). With --embedded-store, also run the local S3 store."""
+    import os
+
+    import uvicorn
+
+    settings = _settings()
+    store = None
+    if embedded_store:
+        from .devstore import start_devstore
+
+        work = settings.state_dir / "store"
+        if work.exists():
+            shutil.rmtree(work)  # SeaweedFS remembers its ports: a fresh node each run (dev only)
+        store = start_devstore(work)
+        os.environ.update(store.env())
+        typer.echo(f"embedded store: SeaweedFS on {store.endpoint} (pid {store.process.pid}, data {work})")
+    try:
+        uvicorn.run("archive_service.app:app_from_env", factory=True, host=host, port=port, log_level="info")
+    finally:
+        if store is not None:
+            store.stop()
+
+
+@app.command()
+def devstore(work_dir: Annotated[Path | None, typer.Option(help="fresh directory for its data")] = None) -> None:
+    """Run a throw-away SeaweedFS store and print the settings that point the service at it."""
+    from .devstore import start_devstore
+
+    work = work_dir or Path(tempfile.mkdtemp(prefix="hdc-archive-store-"))
+    store = start_devstore(work)
+    for k, v in store.env().items():
+        typer.echo(f"export {k}={v}")
+    typer.echo(f"# SeaweedFS pid {store.process.pid}; Ctrl-C stops it", err=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        store.stop()
+
+
+@app.command()
+def token(
+    role: Annotated[list[str], typer.Option(help="archivist, clinician, auditor or administrator (repeatable)")],
+    subject: Annotated[str, typer.Option(help="the user the token names")] = "dev-user",
+    facility: Annotated[str | None, typer.Option(help="facility id (clinicians: their facility)")] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+) -> None:
+    """Mint a development token signed by the embedded issuer's local key."""
+    from .auth import Role, mint_token
+
+    valid = {r.value for r in Role}
+    for r in role:
+        if r not in valid:
+            raise UserError(f"--role {r}: unknown role (choose from {', '.join(sorted(valid))})")
+    settings = _settings()
+    if settings.jwks_url:
+        raise UserError("HDC_ARCHIVE_JWKS_URL is set: tokens come from that issuer, not from `hdc archive token`")
+    if facility:
+        from .service import facility_ids
+
+        if facility not in facility_ids(settings.catalog):
+            raise UserError(f"--facility {facility}: not a facility of catalog {settings.catalog}")
+    typer.echo(mint_token(settings, subject, role, facility, ttl))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    bucket: Annotated[str | None, typer.Option(help="verify a copy of the chain in another bucket")] = None,
+) -> None:
+    """Re-read the audit chain from the store; exit 1 on any altered, missing or reordered entry."""
+    from .audit import local_head, verify_chain
+    from .store import ObjectStore, StoreUnavailable
+
+    settings = _settings()
+    try:
+        report = verify_chain(ObjectStore(settings), bucket, None if bucket else local_head(settings.state_dir))
+    except StoreUnavailable as exc:
+        raise UserError(str(exc)) from None
+    for p in report.problems:
+        typer.echo(f"PROBLEM: {p}")
+    typer.echo(
+        f"{report.entries} entries in {report.objects} objects; "
+        + ("chain intact" if report.ok else f"{len(report.problems)} problem(s)")
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def fixity(limit: Annotated[int | None, typer.Option(help="check at most this many versions")] = None) -> None:
+    """Re-read stored versions, decrypt and recompute their SHA-256; exit 1 on any mismatch."""
+    from .fixity import run_fixity
+
+    archive = _open()
+    bad = checked = 0
+    try:
+        for res in run_fixity(archive, limit):
+            checked += 1
+            if not res.ok:
+                bad += 1
+                typer.echo(f"MISMATCH {res.record_id} v{res.version}: {res.detail}")
+    finally:
+        archive.close()
+    typer.echo(f"{checked} version(s) checked, {bad} failure(s)")
+    if bad:
+        raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(rewrap: Annotated[bool, typer.Option(help="re-wrap every data key now")] = True) -> None:
+    """Create a new key-encryption key, make it current, and re-wrap data keys (content untouched)."""
+    from .rotation import rewrap_all
+
+    archive = _open()
+    try:
+        new = archive.keys.rotate()
+        typer.echo(f"current key: {new}")
+        if rewrap:
+            typer.echo(f"re-wrapped {rewrap_all(archive)} data key(s)")
+    finally:
+        archive.close()
+
+
+@keys_app.command("rewrap")
+def keys_rewrap() -> None:
+    """Re-wrap data keys still wrapped by an older key-encryption key."""
+    from .rotation import rewrap_all
+
+    archive = _open()
+    try:
+        typer.echo(f"re-wrapped {rewrap_all(archive)} data key(s) under {archive.keys.current_key_id()}")
+    finally:
+        archive.close()
+
+
+@keys_app.command("retire")
+def keys_retire(key_id: str) -> None:
+    """Remove an old key-encryption key once no data key uses it."""
+    from sqlalchemy import func, select
+
+    from . import catalogdb as db
+
+    archive = _open()
+    try:
+        with archive.engine.connect() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(db.versions).where(db.versions.c.key_id == key_id)
+            ).scalar()
+        if n:
+            raise UserError(f"key {key_id} still wraps {n} data key(s): run `hdc archive keys rewrap` first")
+        archive.keys.retire(key_id)
+        typer.echo(f"retired {key_id}")
+    finally:
+        archive.close()
+
+
+@app.command()
+def reconcile() -> None:
+    """Settle ingests interrupted by a crash (also done at every service start)."""
+    archive = _open()
+    try:
+        typer.echo(json.dumps(archive.reconcile(0)))
+    finally:
+        archive.close()
+
+
+@app.command()
+def export(
+    record_id: str,
+    out: Annotated[Path, typer.Option(help="file to write the decrypted content to")],
+    version: Annotated[int | None, typer.Option(help="version (default: current)")] = None,
+) -> None:
+    """Restore a record's content straight from the store (decrypt and verify its SHA-256)."""
+    import hashlib
+
+    from .ingest import open_content
+    from .service import NotFound
+
+    archive = _open()
+    try:
+        try:
+            row = archive.version(record_id, version)
+        except NotFound as exc:
+            raise UserError(str(exc)) from None
+        h = hashlib.sha256()
+        with out.open("wb") as fh:
+            if int(row.size):
+                for piece in open_content(archive, row, 0, int(row.size) - 1):
+                    h.update(piece)
+                    fh.write(piece)
+        if h.hexdigest() != row.sha256:
+            raise UserError(f"{out}: SHA-256 {h.hexdigest()} differs from the catalog's {row.sha256}")
+        typer.echo(f"{out}: {row.size} bytes, SHA-256 {row.sha256} verified")
+    finally:
+        archive.close()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,290 @@
+"""Append-only, hash-chained audit log: local write-ahead file, batches in an object-locked bucket.
+
+Each entry carries the hash of the previous one; an entry is on disk (the write-ahead) before the
+response leaves, and a background flusher moves batches to `chain/<first>-<last>.jsonl` objects
+under COMPLIANCE retention. `verify_chain` re-reads the objects and reports altered, missing,
+reordered or overwritten entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .settings import ArchiveSettings, parse_duration
+from .store import ObjectStore, StoreRefused, StoreUnavailable
+
+log = logging.getLogger("hdc.archive.audit")
+GENESIS = "0" * 64
+PREFIX = "chain/"
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def batch_key(first: int, last: int) -> str:
+    return f"{PREFIX}{first:012d}-{last:012d}.jsonl"
+
+
+class AuditLog:
+    """The service's audit chain. Thread-safe; `append` never touches the network."""
+
+    def __init__(self, settings: ArchiveSettings, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.dir = settings.state_dir / "audit"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.wal_path = self.dir / "wal.jsonl"
+        self.state_path = self.dir / "state.json"
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        state = self._read_state()
+        self.flushed_seq: int = state.get("flushed_seq", 0)
+        self.flushed_hash: str = state.get("flushed_hash", GENESIS)
+        self._pending: list[dict[str, Any]] = self._read_wal()
+        self._pending = [e for e in self._pending if e["seq"] > self.flushed_seq]
+        if self._pending:
+            self.head_seq, self.head_hash = self._pending[-1]["seq"], self._pending[-1]["hash"]
+        elif self.flushed_seq:
+            self.head_seq, self.head_hash = self.flushed_seq, self.flushed_hash
+        else:
+            self.head_seq, self.head_hash = self._head_from_store()
+            self.flushed_seq, self.flushed_hash = self.head_seq, self.head_hash
+        self._wal = self.wal_path.open("a", encoding="utf-8")
+
+    # --- local state
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.state_path.read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def _write_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"flushed_seq": self.flushed_seq, "flushed_hash": self.flushed_hash}))
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_path)
+
+    def _read_wal(self) -> list[dict[str, Any]]:
+        """Entries of the write-ahead; a torn last line (killed mid-write) is cut off."""
+        if not self.wal_path.exists():
+            return []
+        raw = self.wal_path.read_bytes()
+        entries: list[dict[str, Any]] = []
+        good = 0
+        for line in raw.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                break
+            good += len(line)
+        if good != len(raw):
+            log.warning("audit write-ahead: cutting a torn last entry (%d bytes)", len(raw) - good)
+            with self.wal_path.open("r+b") as fh:
+                fh.truncate(good)
+        return entries
+
+    def _head_from_store(self) -> tuple[int, str]:
+        """Continue the chain from the last batch in the store (state dir lost or new instance)."""
+        try:
+            keys = sorted(k for k in self.store.list_keys(self.store.audit, PREFIX) if k.endswith(".jsonl"))
+            if not keys:
+                return 0, GENESIS
+            lines = self.store.read_all(self.store.audit, keys[-1]).splitlines()
+            last = json.loads(lines[-1])
+            return int(last["seq"]), str(last["hash"])
+        except (StoreUnavailable, StoreRefused, ValueError, KeyError) as exc:
+            raise RuntimeError(f"cannot find the audit chain head in the store: {exc}") from exc
+
+    # --- writing
+    def append(self, **fields: Any) -> dict[str, Any]:
+        """Chain and persist one entry (write-ahead, flushed to the OS, fsync'd if configured)."""
+        with self._lock:
+            entry: dict[str, Any] = {
+                "seq": self.head_seq + 1,
+                "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "prev": self.head_hash,
+                **fields,
+            }
+            entry["hash"] = entry_hash(entry)
+            self._wal.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+            self._wal.flush()
+            if self.settings.audit_fsync:
+                os.fsync(self._wal.fileno())
+            self.head_seq, self.head_hash = entry["seq"], entry["hash"]
+            self._pending.append(entry)
+            return entry
+
+    def flush(self) -> int:
+        """Write pending entries to the store in batches; returns how many were written."""
+        written = 0
+        with self._flush_lock:
+            while True:
+                with self._lock:
+                    batch = self._pending[: self.settings.audit_batch_max]
+                if not batch:
+                    return written
+                body = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in batch).encode()
+                until = datetime.now(UTC) + parse_duration(self.settings.audit_retention)
+                self.store.put(
+                    self.store.audit, batch_key(batch[0]["seq"], batch[-1]["seq"]), body, until, "application/x-ndjson"
+                )
+                with self._lock:
+                    self.flushed_seq, self.flushed_hash = batch[-1]["seq"], batch[-1]["hash"]
+                    self._write_state()
+                    self._pending = self._pending[len(batch) :]
+                    self._compact()
+                written += len(batch)
+
+    def _compact(self) -> None:
+        """Rewrite the write-ahead with the entries not yet in the store (called under the lock)."""
+        tmp = self.wal_path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for e in self._pending:
+                fh.write(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._wal.close()
+        os.replace(tmp, self.wal_path)
+        self._wal = self.wal_path.open("a", encoding="utf-8")
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # --- background flusher
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="audit-flusher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.audit_flush_seconds):
+            try:
+                self.flush()
+            except (StoreUnavailable, StoreRefused) as exc:
+                log.warning("audit flush postponed: %s (%d entries kept in the write-ahead)", exc, self.pending_count())
+            except Exception:
+                log.exception("audit flush failed; entries kept in the write-ahead")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        with contextlib.suppress(StoreUnavailable, StoreRefused):
+            self.flush()
+        self._wal.close()
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    objects: int = 0
+    problems: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    last_hash: str = GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(
+    store: ObjectStore, bucket: str | None = None, expect_head: tuple[int, str] | None = None
+) -> VerifyReport:
+    """Re-read every batch from the store and check the chain end to end.
+
+    Overwritten batches (more than one version of a key), deleted ones (delete markers or a gap in
+    sequence numbers), altered entries (hash mismatch), broken links and reordering are reported.
+    `expect_head` (the last flushed seq/hash known locally) also catches a truncated tail.
+    """
+    bucket = bucket or store.audit
+    report = VerifyReport()
+    versions: dict[str, list[tuple[str, bool, bool]]] = {}
+    for key, vid, latest, marker in store.list_versions(bucket, PREFIX):
+        versions.setdefault(key, []).append((vid, latest, marker))
+    keys = sorted(versions)
+    prev_seq, prev_hash = 0, GENESIS
+    for key in keys:
+        vers = versions[key]
+        if any(marker for _, _, marker in vers):
+            report.problems.append(f"{key}: deleted (a delete marker hides the batch)")
+        live = [v for v in vers if not v[2]]
+        if len(live) > 1:
+            report.problems.append(f"{key}: overwritten — {len(live)} versions of an append-only batch")
+        name = key[len(PREFIX) : -len(".jsonl")]
+        try:
+            first, last = (int(x) for x in name.split("-"))
+        except ValueError:
+            report.problems.append(f"{key}: not a batch name (chain/FIRST-LAST.jsonl)")
+            continue
+        if first != prev_seq + 1:
+            if first > prev_seq + 1:
+                report.problems.append(f"entries {prev_seq + 1}..{first - 1} missing (no batch holds them)")
+            else:
+                report.problems.append(
+                    f"{key}: overlaps or reorders earlier entries (starts at {first}, expected {prev_seq + 1})"
+                )
+        report.objects += 1
+        # Read the first version written (the object-locked original is what counts), then the others.
+        try:
+            body = store.read_all(bucket, key)
+        except (StoreRefused, StoreUnavailable) as exc:
+            report.problems.append(f"{key}: unreadable: {exc}")
+            continue
+        expected = first
+        for lineno, line in enumerate(body.splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                report.problems.append(f"{key}:{lineno}: not JSON")
+                continue
+            report.entries += 1
+            seq = entry.get("seq")
+            if seq != expected:
+                report.problems.append(
+                    f"{key}:{lineno}: entry seq {seq} where {expected} was expected (missing or reordered)"
+                )
+            if entry.get("hash") != entry_hash(entry):
+                report.problems.append(f"{key}:{lineno}: entry {seq} altered (hash does not match its content)")
+            if entry.get("prev") != prev_hash:
+                report.problems.append(f"{key}:{lineno}: entry {seq} does not chain to the previous entry")
+            prev_hash = str(entry.get("hash"))
+            prev_seq = int(seq) if isinstance(seq, int) else expected
+            expected = prev_seq + 1
+        if prev_seq != last:
+            report.problems.append(f"{key}: ends at entry {prev_seq}, its name says {last}")
+    report.last_seq, report.last_hash = prev_seq, prev_hash
+    if expect_head is not None and expect_head[0] > 0:
+        seq, h = expect_head
+        if prev_seq < seq:
+            report.problems.append(
+                f"entries {prev_seq + 1}..{seq} missing at the end of the chain (last flushed was {seq})"
+            )
+        elif prev_seq == seq and prev_hash != h:
+            report.problems.append(f"entry {seq}: hash differs from the one recorded locally when it was flushed")
+    return report
+
+
+def local_head(state_dir: Path) -> tuple[int, str] | None:
+    try:
+        data = json.loads((state_dir / "audit" / "state.json").read_text())
+        return int(data["flushed_seq"]), str(data["flushed_hash"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -1,0 +1,339 @@
+"""Streaming ingest and retrieval of record content.
+
+Crash protocol (each step durable before the next):
+  1. catalog: insert the version as `pending` (owner = this instance, object key, envelope);
+  2. store: stream encrypted parts into a multipart upload (or one PUT for a small record) —
+     nothing is an object yet, so nothing is locked;
+  3. verify the client's SHA-256 of the plaintext; on mismatch abort the upload and drop the row;
+  4. store: complete the upload (the object appears, locked until its retain-until date);
+  5. catalog: mark the version `committed`.
+A crash before 4 leaves a pending row and an incomplete upload: the reconciler aborts both. A
+crash between 4 and 5 leaves a pending row whose object exists: the digest was already verified,
+so the reconciler commits it. Catalog rows never point at missing objects, and every object has
+a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, update
+from sqlalchemy.exc import IntegrityError
+
+from . import catalogdb as db
+from .crypto import TAG, ChunkCipher, Envelope, chunk_count, cipher_for, new_envelope, patient_index
+from .models import RecordClass, RecordMetadata
+from .service import Archive, BadInput, Conflict, NotFound, TooLarge, drop_pending, object_key
+from .store import StoreUnavailable
+
+
+def plaintext_size(object_size: int, header_len: int, chunk_size: int) -> int:
+    body = object_size - header_len
+    chunks = max(1, -(-body // (chunk_size + TAG)))
+    return body - TAG * chunks
+
+
+def seal_part(cipher: ChunkCipher, data: bytes, first_counter: int, chunk_size: int, last: bool) -> bytes:
+    """Encrypt one part's worth of chunks; only the very last chunk of the record is final."""
+    view = memoryview(data)
+    n = chunk_count(len(data), chunk_size)
+    out = []
+    for i in range(n):
+        out.append(
+            cipher.seal(first_counter + i, bytes(view[i * chunk_size : (i + 1) * chunk_size]), last and i == n - 1)
+        )
+    return b"".join(out)
+
+
+def _utc(value: datetime) -> datetime:
+    out = db.utc(value)
+    assert out is not None
+    return out
+
+
+def commit_version(
+    archive: Archive, record_id: str, version: int, version_id: str, etag: str, size: int, upload_id: str | None
+) -> None:
+    """Step 5: the version becomes visible, and the record shows its latest version."""
+    with archive.engine.begin() as conn:
+        row = db.get_version(conn, record_id, version)
+        assert row is not None
+        meta = json.loads(row.meta)
+        conn.execute(
+            update(db.versions)
+            .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == version))
+            .values(state="committed", s3_version_id=version_id, etag=etag, size=size, upload_id=upload_id)
+        )
+        rec = db.get_record(conn, record_id)
+        assert rec is not None
+        retain = max(_utc(rec.retain_until), _utc(row.retain_until))
+        values: dict[str, Any] = {"status": "active", "current_version": version, "retain_until": retain}
+        for field in ("subclass", "document_date", "title", "author", "language", "content_type"):
+            values[field] = meta[field]
+        values["document_date"] = date.fromisoformat(meta["document_date"])
+        values["tags"] = json.dumps(meta["tags"])
+        conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(**values))
+
+
+def _begin(
+    archive: Archive,
+    meta: RecordMetadata,
+    who: str,
+    sha256: str,
+    content_type: str,
+    record_id: str | None,
+    reason: str | None,
+) -> tuple[str, int, Envelope, ChunkCipher, Any]:
+    """Step 1: the pending catalog row (and a pending record row for a new record)."""
+    s = archive.settings
+    retain = archive.retain_until_for(meta.record_class.value, meta.subclass, meta.document_date)
+    pidx = patient_index(archive.keys.index_key, meta.patient_id) if meta.patient_id else None
+    with archive.engine.begin() as conn:
+        if record_id is None:
+            record_id = str(uuid.uuid4())
+            version = 1
+        else:
+            rec = db.get_record(conn, record_id)
+            if rec is None or rec.status == "pending":
+                raise NotFound(f"record {record_id} not found")
+            if rec.status != "active":
+                raise Conflict(f"record {record_id} is {rec.status}: no new version")
+            if (
+                rec.record_class != meta.record_class.value
+                or rec.facility != meta.facility
+                or rec.patient_index != pidx
+            ):
+                raise Conflict(
+                    "a correction keeps the record's class, facility and patient: "
+                    "record_class, facility and patient_id must match the record"
+                )
+            version = db.next_version(conn, record_id)
+        sealed_meta = {
+            **meta.model_dump(mode="json"),
+            "content_type": content_type,
+            "sha256": sha256,
+            "created_by": who,
+        }
+        envelope, cipher = new_envelope(archive.provider, record_id, version, s.chunk_size, sealed_meta)
+        header = envelope.to_header()
+        now = db.now()
+        public_meta = meta.model_dump(mode="json", exclude={"patient_id"})
+        public_meta["content_type"] = content_type
+        if version == 1:
+            conn.execute(
+                db.insert(db.records).values(
+                    record_id=record_id,
+                    status="pending",
+                    record_class=meta.record_class.value,
+                    subclass=meta.subclass,
+                    facility=meta.facility,
+                    patient_index=pidx,
+                    document_date=meta.document_date,
+                    title=meta.title,
+                    author=meta.author,
+                    language=meta.language,
+                    tags=json.dumps(meta.tags),
+                    content_type=content_type,
+                    current_version=1,
+                    retain_until=retain,
+                    legal_hold=False,
+                    created_at=now,
+                    created_by=who,
+                )
+            )
+        try:
+            conn.execute(
+                db.insert(db.versions).values(
+                    record_id=record_id,
+                    version=version,
+                    state="pending",
+                    object_key=object_key(record_id, version),
+                    owner=archive.instance,
+                    sha256=sha256,
+                    header_len=len(header),
+                    key_id=envelope.key_id,
+                    wrapped_dek=envelope.wrapped_dek,
+                    prefix=envelope.prefix,
+                    chunk_size=s.chunk_size,
+                    meta=json.dumps(public_meta),
+                    retain_until=retain,
+                    created_at=now,
+                    created_by=who,
+                    correction_reason=reason,
+                )
+            )
+        except IntegrityError:
+            raise Conflict(f"record {record_id}: another correction is being stored; retry") from None
+    return record_id, version, envelope, cipher, retain
+
+
+async def ingest(
+    archive: Archive,
+    meta: RecordMetadata,
+    who: str,
+    sha256: str,
+    content_type: str,
+    body: AsyncIterator[bytes],
+    existing: str | None = None,
+    reason: str | None = None,
+) -> tuple[str, int]:
+    """Stream `body` into the archive; returns (record id, version) once committed."""
+    s = archive.settings
+    loop = asyncio.get_running_loop()
+    rid, version, envelope, cipher, retain = await loop.run_in_executor(
+        None, _begin, archive, meta, who, sha256, content_type, existing, reason
+    )
+    record_id: str = rid
+    key = object_key(record_id, version)
+    header = envelope.to_header()
+    part_size, chunk = s.part_size, s.chunk_size
+    chunks_per_part = s.part_chunks
+    hasher = hashlib.sha256()
+    pending = bytearray()
+    total = 0
+    upload_id: str | None = None
+    parts: list[asyncio.Future[str]] = []
+    slots = asyncio.Semaphore(s.upload_concurrency)
+    maybe_completed = False
+
+    def upload(number: int, data: bytes, first_counter: int, last: bool) -> str:
+        sealed = seal_part(cipher, data, first_counter, chunk, last)
+        if number == 1:
+            sealed = header + sealed
+        assert upload_id is not None
+        return archive.store.upload_part(key, upload_id, number, sealed)
+
+    async def submit(data: bytes, last: bool) -> None:
+        number = len(parts) + 1
+        await slots.acquire()
+        fut = loop.run_in_executor(archive.pool, upload, number, data, (number - 1) * chunks_per_part, last)
+        fut.add_done_callback(lambda _f: slots.release())
+        parts.append(fut)
+        # Surface an upload failure early instead of streaming the rest of the body for nothing.
+        for f in parts:
+            if f.done() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+
+    try:
+        async for piece in body:
+            if not piece:
+                continue
+            total += len(piece)
+            if total > s.max_record_bytes:
+                raise TooLarge(f"record exceeds the {s.max_record_bytes}-byte limit (HDC_ARCHIVE_MAX_RECORD_BYTES)")
+            hasher.update(piece)
+            pending += piece
+            while len(pending) > part_size:
+                if upload_id is None:
+                    upload_id = await loop.run_in_executor(None, archive.store.create_upload, key, retain)
+                    await loop.run_in_executor(None, _record_upload, archive, record_id, version, upload_id)
+                data = bytes(pending[:part_size])
+                del pending[:part_size]
+                await submit(data, last=False)
+        digest = hasher.hexdigest()
+        if digest != sha256:
+            raise BadInput(f"SHA-256 mismatch: client sent {sha256}, content hashes to {digest}; nothing stored")
+        if upload_id is None:
+            sealed = header + seal_part(cipher, bytes(pending), 0, chunk, True)
+            pending.clear()
+            maybe_completed = True
+            written = await loop.run_in_executor(
+                archive.pool, archive.store.put, archive.store.records, key, sealed, retain, "application/octet-stream"
+            )
+        else:
+            await submit(bytes(pending), last=True)
+            pending.clear()
+            etags = list(await asyncio.gather(*parts))
+            maybe_completed = True
+            written = await loop.run_in_executor(None, archive.store.complete_upload, key, upload_id, etags)
+        await loop.run_in_executor(
+            None, commit_version, archive, record_id, version, written.version_id, written.etag, total, upload_id
+        )
+    except BaseException as exc:
+        for f in parts:
+            f.cancel()
+        if parts:
+            await asyncio.gather(*parts, return_exceptions=True)
+        if maybe_completed and isinstance(exc, StoreUnavailable | asyncio.CancelledError):
+            # The object may exist: leave the pending row for the reconciler to settle.
+            raise
+        if upload_id is not None:
+            try:
+                await loop.run_in_executor(None, archive.store.abort_upload, key, upload_id)
+            except Exception:
+                raise exc from None  # the reconciler aborts it later (pending row kept)
+        await loop.run_in_executor(None, drop_pending, archive, record_id, version)
+        raise
+    if meta.record_class is RecordClass.MEDICAL and s.medical_retention_from_last_document and meta.patient_id:
+        pidx = patient_index(archive.keys.index_key, meta.patient_id)
+        await loop.run_in_executor(None, archive.extend_patient_records, pidx, retain, record_id, who)
+    return record_id, version
+
+
+def _record_upload(archive: Archive, record_id: str, version: int, upload_id: str) -> None:
+    with archive.engine.begin() as conn:
+        conn.execute(
+            update(db.versions)
+            .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == version))
+            .values(upload_id=upload_id)
+        )
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single `bytes=` range → (start, end inclusive); None = whole content. ValueError if unsatisfiable."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise ValueError("only a single bytes= range is supported")
+    first, _, last = spec.strip().partition("-")
+    if first == "":
+        n = int(last)
+        if n <= 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise ValueError("range not satisfiable")
+    return start, min(end, size - 1)
+
+
+def open_content(archive: Archive, row: Any, start: int, end: int) -> Iterator[bytes]:
+    """Decrypt plaintext bytes start..end (inclusive) of one version, reading only the chunks needed."""
+    size = int(row.size)
+    if size == 0:
+        return iter(())
+    c = int(row.chunk_size)
+    ct = c + TAG
+    cipher = cipher_for(archive.provider, row.record_id, row.version, row.key_id, row.wrapped_dek, row.prefix)
+    n_chunks = chunk_count(size, c)
+    first, last = start // c, end // c
+    offset = int(row.header_len) + first * ct
+    length = min((last + 1) * ct, size + TAG * n_chunks) - first * ct
+
+    def gen() -> Iterator[bytes]:
+        buf = bytearray()
+        idx = first
+        for piece in archive.store.read(archive.store.records, row.object_key, row.s3_version_id, offset, length):
+            buf += piece
+            while len(buf) >= ct or (idx == n_chunks - 1 and len(buf) == size - idx * c + TAG):
+                take = ct if len(buf) >= ct else len(buf)
+                plain = cipher.open(idx, bytes(buf[:take]), idx == n_chunks - 1)
+                del buf[:take]
+                lo = start - idx * c if idx == first else 0
+                hi = end - idx * c + 1 if idx == last else len(plain)
+                yield plain[lo:hi]
+                idx += 1
+                if idx > last:
+                    return
+        if idx <= last:
+            raise OSError(f"object {row.object_key} is shorter than the catalog says")
+
+    return gen()

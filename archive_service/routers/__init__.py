@@ -1,0 +1,1 @@
+"""One router per resource: records, versions, search, holds, disposition, audit, admin."""

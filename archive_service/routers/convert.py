@@ -1,0 +1,64 @@
+"""Catalog rows → response models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import catalogdb as db
+from ..models import RecordOut, VersionOut
+from ..service import Archive
+
+
+def _utc(value: Any) -> Any:
+    return db.utc(value)
+
+
+def record_out(row: Any, size: int, sha256: str) -> RecordOut:
+    return RecordOut(
+        record_id=row.record_id,
+        record_class=row.record_class,
+        subclass=row.subclass,
+        facility=row.facility,
+        has_patient=row.patient_index is not None,
+        document_date=row.document_date,
+        title=row.title,
+        author=row.author,
+        language=row.language,
+        tags=json.loads(row.tags),
+        content_type=row.content_type,
+        current_version=row.current_version,
+        size=size,
+        sha256=sha256,
+        retain_until=_utc(row.retain_until),
+        legal_hold=bool(row.legal_hold),
+        status=row.status,
+        created_at=_utc(row.created_at),
+    )
+
+
+def record_with_version(archive: Archive, row: Any) -> RecordOut:
+    with archive.engine.connect() as conn:
+        v = db.get_version(conn, row.record_id, row.current_version)
+    return record_out(row, int(v.size or 0) if v else 0, v.sha256 if v else "")
+
+
+def version_out(v: Any) -> VersionOut:
+    meta = json.loads(v.meta)
+    return VersionOut(
+        version=v.version,
+        size=int(v.size or 0),
+        sha256=v.sha256,
+        content_type=meta["content_type"],
+        title=meta["title"],
+        author=meta["author"],
+        language=meta["language"],
+        tags=meta["tags"],
+        document_date=meta["document_date"],
+        subclass=meta["subclass"],
+        created_at=_utc(v.created_at),
+        created_by=v.created_by,
+        correction_reason=v.correction_reason,
+        retain_until=_utc(v.retain_until),
+        state=v.state,
+    )

@@ -1,0 +1,300 @@
+"""The archive itself, independent of HTTP: wiring of settings, store, catalog, keys and audit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, select, update
+from sqlalchemy.engine import Row
+
+from inventory.loader import CatalogError, load_catalog
+
+from . import catalogdb as db
+from .audit import AuditLog
+from .crypto import KeyProvider, LocalKeyring
+from .settings import ArchiveSettings, parse_duration
+from .store import ObjectStore
+
+log = logging.getLogger("hdc.archive")
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """HTTP 409; `retain_until` is reported when a retention forbids the operation."""
+
+    def __init__(self, message: str, retain_until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retain_until = retain_until
+
+
+class BadInput(Exception):
+    """HTTP 400 (e.g. checksum mismatch)."""
+
+
+class TooLarge(Exception):
+    """HTTP 413."""
+
+
+def object_key(record_id: str, version: int) -> str:
+    return f"records/{record_id}/v{version:06d}"
+
+
+def rewrap_key(record_id: str, version: int) -> str:
+    return f"keys/{record_id}/v{version:06d}.json"
+
+
+def load_keys(settings: ArchiveSettings) -> LocalKeyring:
+    if settings.kek:
+        return LocalKeyring.from_env(settings.kek, settings.index_key)
+    return LocalKeyring.load_or_create(settings.keyring_path)
+
+
+def facility_ids(catalog_ref: str) -> frozenset[str]:
+    from hdc.errors import UserError
+
+    try:
+        cat = load_catalog(catalog_ref)
+    except CatalogError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise UserError(f"HDC_ARCHIVE_CATALOG={catalog_ref}: cannot load the catalog: {exc}") from None
+    return frozenset(f.id for f in cat.facilities)
+
+
+def _instance_id(settings: ArchiveSettings) -> str:
+    if settings.instance_id:
+        return settings.instance_id
+    path = settings.state_dir / "instance-id"
+    if not path.exists():
+        path.write_text(secrets.token_hex(8))
+    return path.read_text().strip()
+
+
+@dataclass
+class Archive:
+    """Everything a request handler or a CLI command needs."""
+
+    settings: ArchiveSettings
+    store: ObjectStore
+    engine: Engine
+    keys: LocalKeyring
+    audit: AuditLog
+    facilities: frozenset[str]
+    instance: str
+    pool: ThreadPoolExecutor
+
+    @classmethod
+    def open(cls, settings: ArchiveSettings, *, setup_store: bool = True) -> Archive:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        facilities = facility_ids(settings.catalog)
+        store = ObjectStore(settings)
+        if setup_store:
+            for note in store.ensure_buckets():
+                log.info(note)
+        engine = db.make_engine(settings.db_url)
+        db.create_schema(engine)
+        keys = load_keys(settings)
+        audit = AuditLog(settings, store)
+        pool = ThreadPoolExecutor(max_workers=settings.upload_concurrency * 2, thread_name_prefix="archive-io")
+        return cls(settings, store, engine, keys, audit, facilities, _instance_id(settings), pool)
+
+    def close(self) -> None:
+        self.audit.close()
+        self.pool.shutdown(wait=True)
+        self.engine.dispose()
+
+    @property
+    def provider(self) -> KeyProvider:
+        return self.keys
+
+    # --- retention arithmetic
+    def retain_until_for(self, record_class: str, subclass: str, document_date: date) -> datetime:
+        """Schedule from the document date; never less than the minimum after ingest."""
+        start = datetime.combine(document_date, time(0), tzinfo=UTC)
+        by_law = start + self.settings.retention_for(record_class, subclass)
+        floor = datetime.now(UTC) + parse_duration(self.settings.min_retention)
+        return max(by_law, floor).replace(microsecond=0) + timedelta(seconds=1)
+
+    def record(self, record_id: str) -> Row[Any]:
+        with self.engine.connect() as conn:
+            row = db.get_record(conn, record_id)
+        if row is None or row.status == "pending":
+            raise NotFound(f"record {record_id} not found")
+        return row
+
+    def version(self, record_id: str, version: int | None = None) -> Row[Any]:
+        rec = self.record(record_id)
+        with self.engine.connect() as conn:
+            row = db.get_version(conn, record_id, version or rec.current_version)
+        if row is None or row.state == "pending":
+            raise NotFound(f"record {record_id} has no version {version}")
+        return row
+
+    # --- retention
+    def extend_retention(self, record_id: str, until: datetime, actor: str) -> tuple[datetime, int]:
+        """Extend every version's lock (store first, then catalog); shortening is a Conflict."""
+        rec = self.record(record_id)
+        if rec.status != "active":
+            raise Conflict(f"record {record_id} is {rec.status}")
+        current = db.utc(rec.retain_until)
+        assert current is not None
+        if until < current:
+            raise Conflict(
+                f"retention can be extended, never shortened: record is retained until {current.isoformat()}", current
+            )
+        until = until.replace(microsecond=0)
+        with self.engine.connect() as conn:
+            vers = db.list_versions(conn, record_id, ("committed",))
+        for v in vers:
+            vu = db.utc(v.retain_until)
+            if vu is not None and vu < until:
+                self.store.set_retention(self.store.records, v.object_key, v.s3_version_id, until)
+                if v.rewrap_version_id:
+                    self.store.set_retention(
+                        self.store.records, rewrap_key(record_id, v.version), v.rewrap_version_id, until
+                    )
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(db.versions)
+                .where(
+                    and_(
+                        db.versions.c.record_id == record_id,
+                        db.versions.c.state == "committed",
+                        db.versions.c.retain_until < until,
+                    )
+                )
+                .values(retain_until=until)
+            )
+            conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(retain_until=until))
+        return until, len(vers)
+
+    def extend_patient_records(self, patient_index: str, until: datetime, except_record: str, actor: str) -> int:
+        """Medical retention runs from the patient's last document: push earlier records forward."""
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    select(db.records.c.record_id).where(
+                        and_(
+                            db.records.c.patient_index == patient_index,
+                            db.records.c.status == "active",
+                            db.records.c.record_id != except_record,
+                            db.records.c.retain_until < until,
+                        )
+                    )
+                )
+            )
+        for (rid,) in rows:
+            self.extend_retention(rid, until, actor)
+        return len(rows)
+
+    # --- holds
+    def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> Row[Any]:
+        rec = self.record(record_id)
+        if rec.status != "active":
+            raise Conflict(f"record {record_id} is {rec.status}")
+        if bool(rec.legal_hold) == on:
+            raise Conflict(f"record {record_id} is {'already' if on else 'not'} under legal hold")
+        with self.engine.connect() as conn:
+            vers = db.list_versions(conn, record_id, ("committed",))
+        for v in vers:
+            self.store.set_legal_hold(self.store.records, v.object_key, v.s3_version_id, on)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(db.records)
+                .where(db.records.c.record_id == record_id)
+                .values(legal_hold=on, hold_reason=reason if on else None)
+            )
+            conn.execute(
+                db.insert(db.holds).values(
+                    record_id=record_id, action="place" if on else "release", reason=reason, actor=actor, at=db.now()
+                )
+            )
+        return self.record(record_id)
+
+    def hold_history(self, record_id: str) -> list[Row[Any]]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(db.holds).where(db.holds.c.record_id == record_id).order_by(db.holds.c.id)))
+
+    # --- reconciliation after a crash
+    def reconcile(self, grace_seconds: float | None = None) -> dict[str, int]:
+        """Settle ingests interrupted by a crash: finish those whose object is complete, drop the rest.
+
+        Pending rows of this instance are always dead at start; other instances' rows only once
+        older than the grace period. Incomplete multipart uploads nobody owns are aborted.
+        """
+        grace = timedelta(seconds=self.settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds)
+        cutoff = datetime.now(UTC) - grace
+        done = {"committed": 0, "dropped": 0, "uploads_aborted": 0}
+        with self.engine.connect() as conn:
+            pending = list(conn.execute(select(db.versions).where(db.versions.c.state == "pending")))
+        live_keys: set[str] = set()
+        dead_keys: set[str] = set()
+        for v in pending:
+            created = db.utc(v.created_at)
+            assert created is not None
+            if v.owner != self.instance and created > cutoff:
+                live_keys.add(v.object_key)
+                continue
+            dead_keys.add(v.object_key)
+            head = self.store.head(self.store.records, v.object_key)
+            if head is not None:
+                from .ingest import commit_version, plaintext_size
+
+                version_id, obj_size, etag = head
+                commit_version(
+                    self,
+                    v.record_id,
+                    v.version,
+                    version_id,
+                    etag,
+                    plaintext_size(obj_size, v.header_len, v.chunk_size),
+                    v.upload_id,
+                )
+                done["committed"] += 1
+            else:
+                if v.upload_id:
+                    self.store.abort_upload(v.object_key, v.upload_id)
+                drop_pending(self, v.record_id, v.version)
+                done["dropped"] += 1
+        for key, upload_id, initiated in self.store.list_uploads("records/"):
+            if key in live_keys:
+                continue
+            if key not in dead_keys and initiated is not None and initiated.astimezone(UTC) > cutoff:
+                continue
+            self.store.abort_upload(key, upload_id)
+            done["uploads_aborted"] += 1
+        return done
+
+
+def drop_pending(archive: Archive, record_id: str, version: int) -> None:
+    with archive.engine.begin() as conn:
+        conn.execute(
+            delete(db.versions).where(
+                and_(
+                    db.versions.c.record_id == record_id,
+                    db.versions.c.version == version,
+                    db.versions.c.state == "pending",
+                )
+            )
+        )
+        conn.execute(
+            delete(db.records).where(and_(db.records.c.record_id == record_id, db.records.c.status == "pending"))
+        )
+
+
+def meta_of(row: Row[Any]) -> dict[str, Any]:
+    return dict(json.loads(row.meta))
+
+
+def save_json(path: Path, doc: object) -> None:
+    path.write_text(json.dumps(doc, indent=1, default=str))
