@@ -92,7 +92,11 @@ class ObjectStore:
                     self.client.make_bucket(bucket, object_lock=True)
                     notes.append(f"created bucket {bucket} with object lock")
                 cfg = self.client.get_object_lock_config(bucket)
-                if cfg.mode != COMPLIANCE or cfg.duration != (self.settings.bucket_default_retention_days, DAYS):
+                if (cfg.mode, cfg.duration, (cfg.duration_unit or "").upper()) != (
+                    COMPLIANCE,
+                    self.settings.bucket_default_retention_days,
+                    DAYS.upper(),
+                ):
                     self.client.set_object_lock_config(
                         bucket, ObjectLockConfig(COMPLIANCE, self.settings.bucket_default_retention_days, DAYS)
                     )
