@@ -54,7 +54,9 @@ class Recorded:
 
 def _pem_key(curve: ec.EllipticCurve) -> tuple[str, str]:
     key = ec.generate_private_key(curve)
-    priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    priv = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return priv.decode(), pub.decode()
 
@@ -155,7 +157,9 @@ class MockCloud(Mocks):
                 .add_extension(x509.BasicConstraints(ca=bool(plain.get("isCaCertificate")), path_length=0), True)
                 .sign(key, hashes.SHA384())
             )
-            out.update(certPem=cert.public_bytes(serialization.Encoding.PEM).decode(), validityStartTime=now.isoformat())
+            out.update(
+                certPem=cert.public_bytes(serialization.Encoding.PEM).decode(), validityStartTime=now.isoformat()
+            )
         elif typ == "tls:index/certRequest:CertRequest":
             key = _load_key(plain["privateKeyPem"])
             import ipaddress
@@ -211,7 +215,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.cloud = mocks
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         # Registrations run on executor threads; new_resource runs on this one, during super().
         self.cloud.local.current = (self.make_urn(request.parent, request.type, request.name), request.parent)
         try:

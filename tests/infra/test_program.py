@@ -1,0 +1,248 @@
+"""The Pulumi program on both example catalogs, under mocks: resources, rules, outputs."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import ip_address, ip_network
+
+import yaml
+from cryptography import x509
+from mockcloud import ProgramRun
+
+from inventory.hosts import plan_hosts
+from inventory.model import Catalog, Exposure, ZoneKind
+
+SG = "openstack:networking/secGroup:SecGroup"
+RULE = "openstack:networking/secGroupRule:SecGroupRule"
+PORT = "openstack:networking/port:Port"
+INSTANCE = "openstack:compute/instance:Instance"
+VOLUME = "openstack:blockstorage/volume:Volume"
+SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup"
+
+
+def _name_of_group(run: ProgramRun) -> dict[str, str]:
+    """Security-group id -> '<platform>-<tier>' from the group's tags (not from the program's names)."""
+    out = {}
+    for r in run.of_type(SG):
+        tags = dict(t.split("=", 1) for t in r.props["tags"] if "=" in t)
+        out[r.id] = f"{tags['hdc-platform']}-{tags['hdc-tier']}"
+    return out
+
+
+def test_every_platform_gets_its_resources(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    components = {r.name: r for r in run.of_type("hdc:infra:HealthPlatform")}
+    assert set(components) == {p.id for p in cat.platforms}
+    for plat in cat.platforms:
+        children = run.children(components[plat.id].urn)
+        by_type: dict[str, list] = {}
+        for c in children:
+            by_type.setdefault(c.typ, []).append(c)
+        hosts = sum(t.count for t in plat.tiers)
+        assert len(by_type[SG]) == len(plat.tiers), plat.id
+        assert len(by_type[SERVER_GROUP]) == len(plat.tiers), plat.id
+        assert len(by_type[INSTANCE]) == hosts, plat.id
+        assert len(by_type[PORT]) == hosts, plat.id
+        assert len(by_type["tls:index/locallySignedCert:LocallySignedCert"]) == hosts
+        volumes = sum(t.count for t in plat.tiers if t.volume_gb)
+        assert len(by_type.get(VOLUME, [])) == volumes, plat.id
+        assert len(by_type.get("openstack:compute/volumeAttach:VolumeAttach", [])) == volumes
+        public = sum(t.count for t in plat.tiers if plat.exposure is Exposure.PUBLIC and t.name.value == "web")
+        assert len(by_type.get("openstack:networking/floatingIp:FloatingIp", [])) == public
+
+
+def test_instances_sit_on_planned_addresses_with_catalog_sizes(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    planned = {h.name: h for h in plan_hosts(cat)}
+    flavors = {r.id: r.props for r in run.of_type("openstack:compute/flavor:Flavor")}
+    tiers = {(p.id, t.name.value): t for p in cat.platforms for t in p.tiers}
+    instances = {r.props["name"]: r.props for r in run.of_type(INSTANCE)}
+    assert set(instances) == set(planned)
+    ports = {r.id: r.props for r in run.of_type(PORT)}
+    groups = _name_of_group(run)
+    for name, props in instances.items():
+        h = planned[name]
+        port = ports[props["networks"][0]["port"]]
+        assert port["fixedIps"][0]["ipAddress"] == str(h.address)
+        assert props["accessIpV4"] == str(h.address)
+        assert [groups[g] for g in port["securityGroupIds"]] == [f"{h.platform}-{h.tier.value}"]
+        tier = tiers[(h.platform, h.tier.value)]
+        flavor = flavors[props["flavorId"]]
+        assert (flavor["vcpus"], flavor["ram"], flavor["disk"]) == (
+            tier.flavor.vcpu,
+            tier.flavor.ram_gb * 1024,
+            tier.flavor.disk_gb,
+        )
+        assert props["metadata"]["hdc_backup_class"]
+
+
+def test_server_groups_spread_each_tier(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    hosts_per_cluster = {c.id: c.hosts for c in cat.datacenter.clusters}
+    policies = {r.props["name"].split("-", 2)[2]: r.props["policies"] for r in run.of_type(SERVER_GROUP)}
+    for plat in cat.platforms:
+        for t in plat.tiers:
+            expected = "anti-affinity" if t.count <= hosts_per_cluster[t.cluster] else "soft-anti-affinity"
+            assert policies[f"{plat.id}-{t.name.value}"] == expected
+    groups = {r.id for r in run.of_type(SERVER_GROUP)}
+    for inst in run.of_type(INSTANCE):
+        assert inst.props["schedulerHints"][0]["group"] in groups
+
+
+def test_zone_networks_subnets_and_router(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    subnets = {r.props["cidr"]: r.props for r in run.of_type("openstack:networking/subnet:Subnet")}
+    assert set(subnets) == {str(z.subnet) for z in cat.datacenter.zones}
+    planned = [h.address for h in plan_hosts(cat)]
+    for s in subnets.values():
+        pool = s["allocationPools"][0]
+        net = ip_network(s["cidr"])
+        assert ip_address(pool["start"]) in net and ip_address(pool["end"]) in net
+        # DHCP never hands out a planned host address
+        assert not any(ip_address(pool["start"]) <= a <= ip_address(pool["end"]) for a in planned)
+    assert len(run.of_type("openstack:networking/router:Router")) == 1
+    assert len(run.of_type("openstack:networking/routerInterface:RouterInterface")) == len(cat.datacenter.zones)
+    for net in run.of_type("openstack:networking/network:Network"):
+        assert net.props["external"] is False and net.props["portSecurityEnabled"] is True
+
+
+def test_security_rules_are_exactly_the_declared_flows(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    groups = _name_of_group(run)
+    mgmt = {str(z.subnet) for z in cat.datacenter.zones if z.kind is ZoneKind.MANAGEMENT}
+    zone_kind = {z.id: z.kind for z in cat.datacenter.zones}
+    # Independently of infra.security: what the catalog declares.
+    flows_in = set()
+    flows_out = set()
+    for p in cat.platforms:
+        for f in p.flows:
+            src = f"{p.id}-{f.from_tier.value}"
+            dst = f"{f.to_platform or p.id}-{f.to_tier.value}"
+            flows_in.add((dst, f.protocol, f.port, src))
+            flows_out.add((src, f.protocol, f.port, dst))
+    every_group = {f"{p.id}-{t.name.value}" for p in cat.platforms for t in p.tiers}
+    ssh = {(g, "tcp", 22, cidr) for g in every_group for cidr in mgmt}
+    web = {
+        (f"{p.id}-{t.name.value}", "tcp", 443, "0.0.0.0/0")
+        for p in cat.platforms
+        for t in p.tiers
+        if p.exposure is Exposure.PUBLIC and t.name.value == "web" and zone_kind[t.zone] is ZoneKind.DMZ
+    }
+    got_in_groups, got_in_cidrs, got_out_groups, got_out_cidrs = set(), set(), set(), set()
+    for r in run.of_type(RULE):
+        p = r.props
+        assert p["portRangeMin"] == p["portRangeMax"], "one port per rule"
+        assert p["ethertype"] == "IPv4"
+        group = groups[p["securityGroupId"]]
+        if p.get("remoteGroupId"):
+            item = (group, p["protocol"], p["portRangeMin"], groups[p["remoteGroupId"]])
+            (got_in_groups if p["direction"] == "ingress" else got_out_groups).add(item)
+        else:
+            item = (group, p["protocol"], p["portRangeMin"], p["remoteIpPrefix"])
+            (got_in_cidrs if p["direction"] == "ingress" else got_out_cidrs).add(item)
+    assert got_in_groups == flows_in
+    assert got_out_groups == flows_out
+    assert got_in_cidrs == ssh | web
+    # Egress to addresses: only to the management zone's services, or from management hosts.
+    mgmt_groups = {
+        f"{p.id}-{t.name.value}" for p in cat.platforms for t in p.tiers if zone_kind[t.zone] is ZoneKind.MANAGEMENT
+    }
+    for group, _proto, _port, cidr in got_out_cidrs:
+        assert cidr in mgmt or group in mgmt_groups
+    # no default rules: every group is emptied by the program
+    assert all(r.props["deleteDefaultRules"] for r in run.of_type(SG))
+
+
+def test_outputs_render_a_valid_inventory(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    inv = yaml.safe_load(yaml.safe_dump(run.outputs["inventory"]))
+    hosts = inv["all"]["hosts"]
+    planned = {h.name: h for h in plan_hosts(cat)}
+    assert set(hosts) == set(planned)
+    for name, h in planned.items():
+        assert hosts[name]["ansible_host"] == str(h.address)
+        assert run.outputs["hosts"][name]["address"] == str(h.address)
+        for group in run.outputs["hosts"][name]["groups"]:
+            assert name in inv["all"]["children"][group]["hosts"]
+    children = inv["all"]["children"]
+    for plat in cat.platforms:
+        assert set(children[f"platform_{plat.id.replace('-', '_')}"]["hosts"]) == {
+            n for n, h in planned.items() if h.platform == plat.id
+        }
+    roles = {r for p in cat.platforms for t in p.tiers for r in t.roles}
+    assert roles <= set(children)
+    public = run.outputs["public_addresses"]
+    assert all(ip_address(a).is_global or a.startswith("203.0.113.") for a in public.values())
+    assert set(public) == {n for n in planned if planned[n].tier.value == "web"}
+
+
+def test_certificates_chain_to_the_internal_ca(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    ca = x509.load_pem_x509_certificate(run.outputs["ca_cert_pem"].encode())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    certs = run.outputs["host_certificates"]
+    keys = run.outputs["host_private_keys"]
+    planned = {h.name: h for h in plan_hosts(cat)}
+    assert set(certs) == set(planned) == set(keys)
+    for name in list(planned)[:25]:
+        cert = x509.load_pem_x509_certificate(certs[name].encode())
+        cert.verify_directly_issued_by(ca)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert name in san.get_values_for_type(x509.DNSName)
+        assert ip_address(str(planned[name].address)) in san.get_values_for_type(x509.IPAddress)
+        assert "PRIVATE KEY" in keys[name]
+
+
+def test_medical_volumes_use_the_encrypted_pool_type(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    types = {r.props["name"]: r.props for r in run.of_type("openstack:blockstorage/volumeTypeV3:VolumeTypeV3")}
+    pools = {p.id: p for p in cat.datacenter.storage_pools}
+    tiers = {(p.id, t.name.value): t for p in cat.platforms for t in p.tiers}
+    for vol in run.of_type(VOLUME):
+        m = vol.props["metadata"]
+        tier = tiers[(m["hdc_platform"], m["hdc_tier"])]
+        assert vol.props["size"] == tier.volume_gb
+        vt = types[vol.props["volumeType"]]
+        assert vt["extraSpecs"]["volume_backend_name"] == tier.storage_pool
+        assert vt["extraSpecs"]["hdc:encrypted"] == ("true" if pools[tier.storage_pool].encrypted else "false")
+
+
+def test_archive_storage_on_minio(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    buckets = {r.props["bucket"]: r for r in run.of_type("minio:index/s3Bucket:S3Bucket")}
+    expected = {f"hdc-{run_env(run)}-archive-{r.id}": r for r in cat.retention_classes if r.years > 0}
+    assert set(buckets) == set(expected) == set(run.outputs["archive_buckets"])
+    assert all(b.props["objectLocking"] is True and b.props["forceDestroy"] is False for b in buckets.values())
+    versioning = {r.props["bucket"]: r.props for r in run.of_type("minio:index/s3BucketVersioning:S3BucketVersioning")}
+    retention = {r.props["bucket"]: r.props for r in run.of_type("pulumi-python:dynamic:Resource")}
+    lifecycle = {r.props["bucket"]: r.props for r in run.of_type("minio:index/ilmPolicy:IlmPolicy")}
+    for name, rc in expected.items():
+        assert versioning[name]["versioningConfiguration"]["status"] == "Enabled"
+        assert (retention[name]["mode"], retention[name]["years"]) == ("COMPLIANCE", rc.years)
+        assert retention[name]["endpoint"] == "127.0.0.1:9000"
+        rule = lifecycle[name]["rules"][0]
+        assert rule["status"] == "Enabled" and rule["noncurrentVersionExpirationDays"] >= rc.years * 365
+    (policy,) = run.of_type("minio:index/iamPolicy:IamPolicy")
+    doc = json.loads(policy.props["policy"])
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    resources = {res for s in doc["Statement"] for res in s["Resource"]}
+    assert "s3:PutObject" in actions and "s3:GetObjectVersion" in actions
+    assert not actions & {"s3:*", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:DeleteBucket"}
+    assert resources == {f"arn:aws:s3:::{b}" for b in expected} | {f"arn:aws:s3:::{b}/*" for b in expected}
+    (attach,) = run.of_type("minio:index/iamUserPolicyAttachment:IamUserPolicyAttachment")
+    (user,) = run.of_type("minio:index/iamUser:IamUser")
+    assert attach.props["userName"] == user.props["name"] == run.outputs["archive_access_key"]
+    assert len(run.outputs["archive_secret_key"]) == 40
+
+
+def run_env(run: ProgramRun) -> str:
+    (router,) = run.of_type("openstack:networking/router:Router")
+    return router.props["name"].removeprefix("hdc-").removesuffix("-core")
+
+
+def test_secrets_never_appear_in_plain_inputs(example: tuple[Catalog, ProgramRun]) -> None:
+    """The MinIO password reaches the retention resource only as a Pulumi secret."""
+    _, run = example
+    for r in run.of_type("pulumi-python:dynamic:Resource"):
+        raw = r.inputs["secret_key"]
+        assert isinstance(raw, dict) and raw.get("4dabf18193072939515e22adb298388d"), "secret_key must be a secret"
