@@ -11,6 +11,7 @@ import typer
 from hdc.errors import UserError
 from inventory.loader import load_catalog
 from inventory.secrets import ensure_secrets, secrets_dir
+from monitor.state import LinkState
 
 app = typer.Typer(help="Poll facility links over SNMP and export them to Prometheus.", no_args_is_help=True)
 
@@ -46,3 +47,115 @@ def simulate(
                     raise UserError(f"snmpsim exited; see {workdir / 'snmpsim.log'}")
         except KeyboardInterrupt:
             pass
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _targets(catalog: str, shard: str | None):  # type: ignore[no-untyped-def]
+    from .targets import Shard, targets_from_catalog
+
+    cat = load_catalog(catalog)
+    sh = Shard.parse(shard) if shard else Shard(0, 1)
+    targets = targets_from_catalog(cat, sh)
+    if not targets:
+        raise UserError(f"catalog {cat.name}, shard {sh}: no connected facility to poll")
+    return targets, sh
+
+
+@app.command()
+def run(
+    catalog: str = typer.Option("lab", help="catalog name or path"),
+    shard: str | None = typer.Option(None, help="i/N: poll only this instance's share of the catalog"),
+    listen: str = typer.Option("127.0.0.1:9105", help="HOST:PORT for /metrics and /healthz"),
+    interval: float | None = typer.Option(None, help="seconds between polls (HDC_MONITOR_INTERVAL)"),
+    timeout: float | None = typer.Option(None, help="seconds to wait for an answer (HDC_MONITOR_TIMEOUT)"),
+    retries: int | None = typer.Option(None, help="retries after a timeout (HDC_MONITOR_RETRIES)"),
+    concurrency: int | None = typer.Option(None, help="requests in flight (HDC_MONITOR_CONCURRENCY)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Poll the catalog's facility links forever and serve Prometheus metrics."""
+    import asyncio
+
+    from .service import MonitorService, parse_listen
+    from .settings import load_settings
+
+    host, port = parse_listen(listen)
+    settings = load_settings(interval=interval, timeout=timeout, retries=retries, concurrency=concurrency)
+    targets, sh = _targets(catalog, shard)
+    _setup_logging(verbose)
+    service = MonitorService(targets, settings, shard=str(sh))
+    typer.echo(
+        f"polling {len(targets)} links (shard {sh}) every {settings.interval:g} s; "
+        f"metrics on http://{host}:{port}/metrics",
+        err=True,
+    )
+    asyncio.run(service.serve(host, port))
+
+
+@app.command("poll-once")
+def poll_once(
+    catalog: str = typer.Option("lab", help="catalog name or path"),
+    shard: str | None = typer.Option(None, help="i/N: poll only this instance's share of the catalog"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    gap: float = typer.Option(2.0, help="seconds between the two polls that give rates (0: one poll, no rates)"),
+    timeout: float | None = typer.Option(None, help="seconds to wait for an answer (HDC_MONITOR_TIMEOUT)"),
+    retries: int | None = typer.Option(None, help="retries after a timeout (HDC_MONITOR_RETRIES)"),
+) -> None:
+    """Poll every link once (twice, `gap` apart, to show rates) and print what was found."""
+    import asyncio
+    import dataclasses
+    import json
+    import logging
+
+    from .poller import Poller
+    from .settings import load_settings
+
+    settings = load_settings(timeout=timeout, retries=retries)
+    if gap < 0:
+        raise UserError("--gap must be >= 0")
+    targets, _ = _targets(catalog, shard)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+    async def go() -> dict[str, LinkState]:
+        poller = Poller(targets, settings)
+        try:
+            snap = await poller.run_cycle()
+            if gap > 0:
+                await asyncio.sleep(gap)
+                for rt in poller.runtimes.values():
+                    rt.next_due = 0.0  # poll everything again, back-off or not
+                snap = await poller.run_cycle()
+            return dict(snap)
+        finally:
+            poller.close()
+
+    snap = asyncio.run(go())
+    if as_json:
+        out = {fid: {**dataclasses.asdict(st), "link_up": st.link_up} for fid, st in snap.items()}
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("facility", "state", "in Mb/s", "out Mb/s", "util", "err/s in/out", "interface", "problem")
+
+    def mb(v: float | None) -> str:
+        return "-" if v is None else f"{v / 1e6:.2f}"
+
+    for fid, st in snap.items():
+        state = "UP" if st.link_up else ("unreachable" if not st.reachable else str(st.oper_status))
+        errs = "-" if st.in_errors_per_s is None else f"{st.in_errors_per_s:.1f}/{st.out_errors_per_s or 0:.1f}"
+        util = "-" if st.utilisation is None else f"{st.utilisation:.0%}"
+        table.add_row(fid, state, mb(st.in_bps), mb(st.out_bps), util, errs, st.if_name or "-", st.reason or "")
+    console = Console()
+    console.print(table)
+    for fid, st in snap.items():
+        if st.error:
+            console.print(f"{fid}: {st.error}", markup=False, highlight=False)

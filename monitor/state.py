@@ -40,6 +40,17 @@ class LinkState:
     in_discards_per_s: float | None
     out_discards_per_s: float | None
     error: str | None = None  # why the last poll failed, in words an operator reads
+    # Added by the poller (optional for consumers): a machine-readable reason for `error`
+    # (timeout, auth, no_such_interface, bad_type, bad_response, agent_error, config…),
+    # the device's descriptive fields, and the speeds utilisation is measured against.
+    reason: str | None = None
+    sys_name: str | None = None
+    if_name: str | None = None
+    if_alias: str | None = None
+    bandwidth_bps: float | None = None  # contracted (catalog), else interface speed
+    speed_bps: float | None = None  # ifHighSpeed (or ifSpeed) as read from the device
+    uptime_s: float | None = None
+    counters_64bit: bool | None = None
 
     @property
     def link_up(self) -> bool:

@@ -1,0 +1,125 @@
+"""The monitor as a service: poller loop, latest snapshot, subscribers, and one ASGI app.
+
+`MonitorService` is what other parts attach to: the NOC page and the alerting API mount their
+routes on `service.app` and receive every new snapshot through `service.subscribe(callback)`.
+`/metrics` serves Prometheus, `/healthz` says whether cycles are completing on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, make_asgi_app
+from starlette.routing import Route
+
+from hdc.errors import UserError
+
+from .exporter import LinkCollector
+from .poller import Poller
+from .settings import PollerSettings
+from .state import LinkState
+from .targets import Target
+
+log = logging.getLogger("hdc.monitor.service")
+
+Subscriber = Callable[[dict[str, LinkState]], Awaitable[None]]
+
+
+class MonitorService:
+    """Holds the poller, the latest snapshot, the FastAPI app and the snapshot subscribers."""
+
+    def __init__(self, targets: Sequence[Target], settings: PollerSettings | None = None, shard: str = "1/1") -> None:
+        self.settings = settings or PollerSettings()
+        self.poller = Poller(targets, self.settings)
+        self.shard = shard
+        self.snapshot: dict[str, LinkState] = self.poller.snapshot()
+        self.subscribers: list[Subscriber] = []
+        self.started = time.time()
+        self.last_cycle_end: float | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LinkCollector(self.poller, lambda: self.snapshot))
+        self.app = FastAPI(title="hdc monitor", docs_url=None, redoc_url=None, openapi_url=None)
+        # A plain route, not a mount: a mount answers /metrics with a redirect to /metrics/.
+        self.app.router.routes.append(Route("/metrics", _AsgiEndpoint(make_asgi_app(self.registry)), methods=["GET"]))
+        self.app.add_api_route("/healthz", self._healthz, methods=["GET"])
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call `await callback(snapshot)` after every cycle (errors are logged, never fatal)."""
+        self.subscribers.append(callback)
+
+    async def _healthz(self) -> JSONResponse:
+        now = time.time()
+        late_after = 3 * self.settings.interval + self.settings.timeout * (self.settings.retries + 1)
+        last = self.last_cycle_end
+        ok = (now - self.started < late_after) if last is None else (now - last < late_after)
+        body = {
+            "status": "ok" if ok else "stalled",
+            "shard": self.shard,
+            "targets": len(self.poller.runtimes),
+            "cycles": self.poller.cycles,
+            "last_cycle_end": last,
+            "last_cycle_duration_seconds": self.poller.stats.duration,
+            "last_cycle_failed": self.poller.stats.failed,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def cycle(self) -> dict[str, LinkState]:
+        """One poll cycle, then every subscriber with the new snapshot."""
+        self.snapshot = await self.poller.run_cycle()
+        self.last_cycle_end = time.time()
+        for callback in list(self.subscribers):
+            try:
+                await asyncio.wait_for(callback(self.snapshot), timeout=self.settings.interval)
+            except Exception:
+                log.exception("snapshot subscriber %r failed", callback)
+        return self.snapshot
+
+    async def run(self) -> None:
+        """Cycle every interval (start to start) until cancelled."""
+        try:
+            while True:
+                start = time.monotonic()
+                await self.cycle()
+                await asyncio.sleep(max(0.0, self.settings.interval - (time.monotonic() - start)))
+        finally:
+            self.poller.close()
+
+    async def serve(self, host: str, port: int) -> None:
+        """Poll and serve HTTP until cancelled (or until uvicorn stops on SIGINT/SIGTERM)."""
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        poll = asyncio.create_task(self.run(), name="hdc-monitor-poller")
+        try:
+            await server.serve()
+            if not server.started:
+                raise UserError(f"cannot listen on {host}:{port} (address in use or not local?)")
+        finally:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+
+
+class _AsgiEndpoint:
+    """Starlette treats a callable object (not a function) given to a route as a raw ASGI app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9105")
+    return host, int(port)
