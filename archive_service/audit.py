@@ -9,6 +9,7 @@ reordered or overwritten entries.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -34,18 +35,30 @@ def entry_hash(entry: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def batch_key(first: int, last: int) -> str:
-    return f"{PREFIX}{first:012d}-{last:012d}.jsonl"
+def batch_key(writer: str, first: int, last: int) -> str:
+    return f"{PREFIX}{writer}/{first:012d}-{last:012d}.jsonl"
 
 
 class AuditLog:
-    """The service's audit chain. Thread-safe; `append` never touches the network."""
+    """One writer's audit chain (a service instance, or the operator CLI).
 
-    def __init__(self, settings: ArchiveSettings, store: ObjectStore) -> None:
+    Each writer has its own chain (`chain/<writer>/…`) so that several service instances and the
+    CLI never interleave batches; an exclusive lock on the writer's directory keeps two processes
+    from sharing one chain. Thread-safe; `append` never touches the network.
+    """
+
+    def __init__(self, settings: ArchiveSettings, store: ObjectStore, writer: str) -> None:
         self.settings = settings
         self.store = store
-        self.dir = settings.state_dir / "audit"
+        self.writer = writer
+        self.prefix = f"{PREFIX}{writer}/"
+        self.dir = settings.state_dir / "audit" / writer
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lockfile = (self.dir / "lock").open("w")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX)  # wait for the other process using this chain
         self.wal_path = self.dir / "wal.jsonl"
         self.state_path = self.dir / "state.json"
         self._lock = threading.Lock()
@@ -104,7 +117,7 @@ class AuditLog:
     def _head_from_store(self) -> tuple[int, str]:
         """Continue the chain from the last batch in the store (state dir lost or new instance)."""
         try:
-            keys = sorted(k for k in self.store.list_keys(self.store.audit, PREFIX) if k.endswith(".jsonl"))
+            keys = sorted(k for k in self.store.list_keys(self.store.audit, self.prefix) if k.endswith(".jsonl"))
             if not keys:
                 return 0, GENESIS
             lines = self.store.read_all(self.store.audit, keys[-1]).splitlines()
@@ -144,7 +157,11 @@ class AuditLog:
                 body = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in batch).encode()
                 until = datetime.now(UTC) + parse_duration(self.settings.audit_retention)
                 self.store.put(
-                    self.store.audit, batch_key(batch[0]["seq"], batch[-1]["seq"]), body, until, "application/x-ndjson"
+                    self.store.audit,
+                    batch_key(self.writer, batch[0]["seq"], batch[-1]["seq"]),
+                    body,
+                    until,
+                    "application/x-ndjson",
                 )
                 with self._lock:
                     self.flushed_seq, self.flushed_hash = batch[-1]["seq"], batch[-1]["hash"]
@@ -190,6 +207,8 @@ class AuditLog:
         with contextlib.suppress(StoreUnavailable, StoreRefused):
             self.flush()
         self._wal.close()
+        fcntl.flock(self._lockfile, fcntl.LOCK_UN)
+        self._lockfile.close()
 
 
 @dataclass
@@ -206,19 +225,37 @@ class VerifyReport:
 
 
 def verify_chain(
-    store: ObjectStore, bucket: str | None = None, expect_head: tuple[int, str] | None = None
+    store: ObjectStore, bucket: str | None = None, expect_heads: dict[str, tuple[int, str]] | None = None
 ) -> VerifyReport:
-    """Re-read every batch from the store and check the chain end to end.
+    """Re-read every writer's batches from the store and check each chain end to end.
 
     Overwritten batches (more than one version of a key), deleted ones (delete markers or a gap in
     sequence numbers), altered entries (hash mismatch), broken links and reordering are reported.
-    `expect_head` (the last flushed seq/hash known locally) also catches a truncated tail.
+    `expect_heads` (last flushed seq/hash per writer, known locally) also catches a truncated tail.
     """
     bucket = bucket or store.audit
     report = VerifyReport()
-    versions: dict[str, list[tuple[str, bool, bool]]] = {}
+    by_writer: dict[str, dict[str, list[tuple[str, bool, bool]]]] = {}
     for key, vid, latest, marker in store.list_versions(bucket, PREFIX):
-        versions.setdefault(key, []).append((vid, latest, marker))
+        writer = key[len(PREFIX) :].rpartition("/")[0] or "?"
+        by_writer.setdefault(writer, {}).setdefault(key, []).append((vid, latest, marker))
+    for writer in set(expect_heads or {}) - set(by_writer):
+        seq = (expect_heads or {})[writer][0]
+        if seq > 0:
+            by_writer[writer] = {}
+    for writer in sorted(by_writer):
+        _verify_writer(store, bucket, writer, by_writer[writer], (expect_heads or {}).get(writer), report)
+    return report
+
+
+def _verify_writer(
+    store: ObjectStore,
+    bucket: str,
+    writer: str,
+    versions: dict[str, list[tuple[str, bool, bool]]],
+    expect_head: tuple[int, str] | None,
+    report: VerifyReport,
+) -> None:
     keys = sorted(versions)
     prev_seq, prev_hash = 0, GENESIS
     for key in keys:
@@ -228,21 +265,20 @@ def verify_chain(
         live = [v for v in vers if not v[2]]
         if len(live) > 1:
             report.problems.append(f"{key}: overwritten — {len(live)} versions of an append-only batch")
-        name = key[len(PREFIX) : -len(".jsonl")]
+        name = key.rpartition("/")[2][: -len(".jsonl")]
         try:
             first, last = (int(x) for x in name.split("-"))
         except ValueError:
-            report.problems.append(f"{key}: not a batch name (chain/FIRST-LAST.jsonl)")
+            report.problems.append(f"{key}: not a batch name (chain/WRITER/FIRST-LAST.jsonl)")
             continue
         if first != prev_seq + 1:
             if first > prev_seq + 1:
-                report.problems.append(f"entries {prev_seq + 1}..{first - 1} missing (no batch holds them)")
+                report.problems.append(f"{writer}: entries {prev_seq + 1}..{first - 1} missing (no batch holds them)")
             else:
                 report.problems.append(
                     f"{key}: overlaps or reorders earlier entries (starts at {first}, expected {prev_seq + 1})"
                 )
         report.objects += 1
-        # Read the first version written (the object-locked original is what counts), then the others.
         try:
             body = store.read_all(bucket, key)
         except (StoreRefused, StoreUnavailable) as exc:
@@ -270,21 +306,25 @@ def verify_chain(
             expected = prev_seq + 1
         if prev_seq != last:
             report.problems.append(f"{key}: ends at entry {prev_seq}, its name says {last}")
-    report.last_seq, report.last_hash = prev_seq, prev_hash
     if expect_head is not None and expect_head[0] > 0:
         seq, h = expect_head
         if prev_seq < seq:
             report.problems.append(
-                f"entries {prev_seq + 1}..{seq} missing at the end of the chain (last flushed was {seq})"
+                f"{writer}: entries {prev_seq + 1}..{seq} missing at the end of the chain (last flushed was {seq})"
             )
         elif prev_seq == seq and prev_hash != h:
-            report.problems.append(f"entry {seq}: hash differs from the one recorded locally when it was flushed")
-    return report
+            report.problems.append(
+                f"{writer}: entry {seq} hash differs from the one recorded locally when it was flushed"
+            )
 
 
-def local_head(state_dir: Path) -> tuple[int, str] | None:
-    try:
-        data = json.loads((state_dir / "audit" / "state.json").read_text())
-        return int(data["flushed_seq"]), str(data["flushed_hash"])
-    except (OSError, ValueError, KeyError):
-        return None
+def local_heads(state_dir: Path) -> dict[str, tuple[int, str]]:
+    """Last flushed (seq, hash) of every writer whose state lives in this state dir."""
+    heads = {}
+    for path in (state_dir / "audit").glob("*/state.json"):
+        try:
+            data = json.loads(path.read_text())
+            heads[path.parent.name] = (int(data["flushed_seq"]), str(data["flushed_hash"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return heads

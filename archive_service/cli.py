@@ -32,7 +32,7 @@ def _open():  # type: ignore[no-untyped-def]
     from .store import StoreUnavailable
 
     try:
-        return Archive.open(_settings())
+        return Archive.open(_settings(), cli=True)
     except StoreUnavailable as exc:
         raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT)") from None
 
@@ -112,12 +112,12 @@ def audit_verify(
     bucket: Annotated[str | None, typer.Option(help="verify a copy of the chain in another bucket")] = None,
 ) -> None:
     """Re-read the audit chain from the store; exit 1 on any altered, missing or reordered entry."""
-    from .audit import local_head, verify_chain
+    from .audit import local_heads, verify_chain
     from .store import ObjectStore, StoreUnavailable
 
     settings = _settings()
     try:
-        report = verify_chain(ObjectStore(settings), bucket, None if bucket else local_head(settings.state_dir))
+        report = verify_chain(ObjectStore(settings), bucket, None if bucket else local_heads(settings.state_dir))
     except StoreUnavailable as exc:
         raise UserError(str(exc)) from None
     for p in report.problems:

@@ -94,7 +94,8 @@ class Archive:
     pool: ThreadPoolExecutor
 
     @classmethod
-    def open(cls, settings: ArchiveSettings, *, setup_store: bool = True) -> Archive:
+    def open(cls, settings: ArchiveSettings, *, setup_store: bool = True, cli: bool = False) -> Archive:
+        """`cli=True`: an operator command, auditing into its own chain next to the service's."""
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         facilities = facility_ids(settings.catalog)
         store = ObjectStore(settings)
@@ -104,9 +105,10 @@ class Archive:
         engine = db.make_engine(settings.db_url)
         db.create_schema(engine)
         keys = load_keys(settings)
-        audit = AuditLog(settings, store)
+        instance = _instance_id(settings)
+        audit = AuditLog(settings, store, f"{instance}-cli" if cli else instance)
         pool = ThreadPoolExecutor(max_workers=settings.upload_concurrency * 2, thread_name_prefix="archive-io")
-        return cls(settings, store, engine, keys, audit, facilities, _instance_id(settings), pool)
+        return cls(settings, store, engine, keys, audit, facilities, instance, pool)
 
     def close(self) -> None:
         self.audit.close()

@@ -54,6 +54,6 @@ def flagged(
 )
 async def verify(archive: ArchiveDep, who: Annotated[Any, require(Role.AUDITOR, Role.ADMINISTRATOR)]) -> AuditVerifyOut:
     await run_in_threadpool(archive.audit.flush)
-    head = (archive.audit.flushed_seq, archive.audit.flushed_hash)
-    report = await run_in_threadpool(verify_chain, archive.store, None, head)
+    heads = {archive.audit.writer: (archive.audit.flushed_seq, archive.audit.flushed_hash)}
+    report = await run_in_threadpool(verify_chain, archive.store, None, heads)
     return AuditVerifyOut(ok=report.ok, entries=report.entries, objects=report.objects, problems=report.problems)
