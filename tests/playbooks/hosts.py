@@ -1,0 +1,309 @@
+"""Throw-away Debian 12 hosts for the Ansible tests: debootstrap once, then systemd-nspawn per host.
+
+Layout (nothing listens outside the network namespaces created here):
+- one *switch* namespace holding a bridge and the controller's address (ansible reaches the
+  hosts through an SSH ProxyCommand that enters it; verifications run commands in it);
+- one namespace per host, joined to the bridge by a veth pair, carrying the host's address
+  from the catalog's host plan (so firewall rules computed from the catalog are exercised
+  with the real addresses);
+- `systemd-nspawn -b` on a per-host overlay of the cached rootfs: real systemd, so services
+  really start, and every host starts fresh.
+
+The rootfs holds every Debian package the roles install, so a converge needs no network; it is
+cached under /var/cache/hdc-test-rootfs/<hash of the package list> and built on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hdc.procs import ManagedProcess, wait_until
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# Everything the roles declare with ansible.builtin.apt, installed at debootstrap time.
+ROOTFS_PACKAGES = tuple(
+    sorted(
+        [
+            "openssh-server",
+            "python3",
+            "python3-apt",
+            "python3-venv",
+            "iproute2",
+            "sudo",
+            "systemd-sysv",
+            "dbus",
+            "nftables",
+            "auditd",
+            "chrony",
+            "unattended-upgrades",
+            "logrotate",
+            "ca-certificates",
+            "prometheus-node-exporter",
+            "postgresql-15",
+            "postgresql-client-15",
+            "prometheus",
+            "prometheus-alertmanager",
+            "procps",
+            "less",
+            "gzip",
+        ]
+    )
+)
+CACHE_ROOT = Path(os.environ.get("HDC_TEST_ROOTFS_CACHE", "/var/cache/hdc-test-rootfs"))
+READY_MARK = ".hdc-rootfs-ready"
+# A /16 holding the lab catalog's zones (10.20.x.0/24); used only inside our namespaces.
+PREFIX_LEN = 16
+CONTROLLER_ADDRESS = "10.20.3.250"
+RELAY = Path(__file__).with_name("relay.py")
+
+
+def run(argv: Sequence[str], check: bool = True, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), check=check, text=True, capture_output=True, timeout=timeout, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+def rootfs_key() -> str:
+    return hashlib.sha256(("bookworm\n" + "\n".join(ROOTFS_PACKAGES)).encode()).hexdigest()[:16]
+
+
+def _debootstrap_done(build: Path) -> bool:
+    # debootstrap removes its /debootstrap working directory only when it succeeded.
+    return (build / "usr/bin/python3").exists() and not (build / "debootstrap").exists()
+
+
+def ensure_rootfs(cache_root: Path = CACHE_ROOT) -> Path:
+    """The cached rootfs for ROOTFS_PACKAGES, built (once, under a lock) if missing."""
+    cache_root.mkdir(parents=True, exist_ok=True)
+    final = cache_root / rootfs_key()
+    if (final / READY_MARK).exists():
+        return final
+    with (cache_root / f"{rootfs_key()}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / READY_MARK).exists():
+            return final
+        build = cache_root / f"{rootfs_key()}.build"
+        if not _debootstrap_done(build):
+            shutil.rmtree(build, ignore_errors=True)
+            run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(ROOTFS_PACKAGES)}",
+                    SUITE,
+                    str(build),
+                    MIRROR,
+                ],
+                timeout=1800,
+            )
+        _finalize(build)
+        shutil.rmtree(final, ignore_errors=True)
+        build.rename(final)
+    return final
+
+
+def _finalize(root: Path) -> None:
+    """Make the image boot as a container: no console getty, no machine-id, no stale apt lists."""
+    (root / "etc/machine-id").write_text("")
+    for unit in ("getty@tty1.service", "console-getty.service"):
+        with contextlib.suppress(FileNotFoundError):
+            (root / "etc/systemd/system/getty.target.wants" / unit).unlink()
+    # Services enabled by their packages start only when a role asks for them: a fresh host is
+    # a plain Debian install where the role's `enabled: true` is a real change.
+    for name in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "postgresql", "chrony", "auditd"):
+        for wants in (root / "etc/systemd/system").glob("*.wants"):
+            with contextlib.suppress(FileNotFoundError):
+                (wants / f"{name}.service").unlink()
+    (root / READY_MARK).write_text(" ".join(ROOTFS_PACKAGES) + "\n")
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    netns: str
+    dir: Path
+    proc: ManagedProcess | None = None
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "merged"
+
+
+@dataclass
+class Lab:
+    """A switch namespace and a set of nspawn hosts; `close()` removes everything by PID and name."""
+
+    workdir: Path
+    tag: str
+    hosts: dict[str, Host] = field(default_factory=dict)
+    key: Path | None = None
+
+    @property
+    def switch(self) -> str:
+        return f"hdcsw{self.tag}"
+
+    def create_switch(self) -> None:
+        run(["ip", "netns", "add", self.switch])
+        run(["ip", "-n", self.switch, "link", "set", "lo", "up"])
+        run(["ip", "-n", self.switch, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", self.switch, "addr", "add", f"{CONTROLLER_ADDRESS}/{PREFIX_LEN}", "dev", "br0"])
+        run(["ip", "-n", self.switch, "link", "set", "br0", "up"])
+        self.key = self.workdir / "id_ed25519"
+        for old in (self.key, self.key.with_suffix(".pub")):
+            old.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hdc-test-{self.tag}", "-f", str(self.key)])
+
+    def add_host(self, name: str, address: str, rootfs: Path) -> Host:
+        idx = len(self.hosts)
+        host = Host(name=name, address=address, netns=f"hdch{self.tag}x{idx}", dir=self.workdir / "hosts" / name)
+        self.hosts[name] = host
+        for sub in ("upper", "work", "merged"):
+            (host.dir / sub).mkdir(parents=True, exist_ok=True)
+        run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={rootfs},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
+                str(host.merged),
+            ]
+        )
+        root = host.merged
+        (root / "etc/hostname").write_text(name + "\n")
+        (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{address} {name}\n")
+        ssh = root / "root/.ssh"
+        ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+        assert self.key is not None
+        (ssh / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
+        (ssh / "authorized_keys").chmod(0o600)
+        # A root password exists, so "SSH refuses passwords" is a property of sshd, not of an empty shadow.
+        run(["chroot", str(root), "chpasswd"], input=f"root:{os.urandom(9).hex()}\n")
+        run(["ip", "netns", "add", host.netns])
+        run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+        run(
+            [
+                "ip", "-n", self.switch, "link", "add", f"v{idx}", "type", "veth",
+                "peer", "name", "eth0", "netns", host.netns,
+            ]
+        )  # fmt: skip
+        run(["ip", "-n", self.switch, "link", "set", f"v{idx}", "master", "br0", "up"])
+        run(["ip", "-n", host.netns, "addr", "add", f"{address}/{PREFIX_LEN}", "dev", "eth0"])
+        run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+        host.proc = ManagedProcess(
+            name=f"nspawn-{name}",
+            argv=[
+                "systemd-nspawn", "-q", "-b", "-D", str(root), "--register=no", "--keep-unit",
+                f"--machine={name}", f"--hostname={name}", f"--network-namespace-path=/run/netns/{host.netns}",
+                "--capability=CAP_NET_ADMIN", "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+            ],
+            log_path=host.dir / "console.log",
+            stop_timeout=20,
+        ).start()  # fmt: skip
+        return host
+
+    def wait_ssh(self, timeout: float = 60) -> None:
+        for host in self.hosts.values():
+            assert host.proc is not None
+            host.proc.wait_ready(lambda h=host: self.listening(h, 22), timeout=timeout)  # type: ignore[misc]
+
+    def listening(self, host: Host, port: int, proto: str = "t") -> bool:
+        out = run(["ip", "netns", "exec", host.netns, "ss", f"-Hl{proto}n", f"sport = :{port}"], check=False)
+        return bool(out.stdout.strip())
+
+    def exec_in(self, where: str, argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a controller binary inside the network namespace of a host (or 'switch')."""
+        ns = self.switch if where == "switch" else self.hosts[where].netns
+        return run(["ip", "netns", "exec", ns, *argv], check=False, timeout=timeout)
+
+    def in_host(self, name: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a host over SSH (as ansible does)."""
+        return run([*self.ssh_argv(name), "--", shlex.join(argv)], check=False, timeout=timeout)
+
+    def ssh_argv(self, name: str, *extra: str) -> list[str]:
+        assert self.key is not None
+        return [
+            "ssh", "-i", str(self.key), *self.ssh_options(), *extra, f"root@{self.hosts[name].address}",
+        ]  # fmt: skip
+
+    def ssh_options(self) -> list[str]:
+        return [
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", f"ProxyCommand={self.proxy_command()}",
+        ]  # fmt: skip
+
+    def proxy_command(self) -> str:
+        return f"ip netns exec {self.switch} /usr/bin/python3 {RELAY} %h %p"
+
+    def inventory_vars(self) -> dict[str, object]:
+        """Connection variables for ansible: root with the generated key, through the switch namespace."""
+        assert self.key is not None
+        return {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.key),
+            "ansible_ssh_common_args": (
+                f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='{self.proxy_command()}'"
+            ),
+            "ansible_python_interpreter": "/usr/bin/python3",
+        }
+
+    def close(self) -> None:
+        procs = [h.proc for h in self.hosts.values() if h.proc is not None and h.proc.alive()]
+        for p in procs:  # signal all first: the containers shut down in parallel
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not any(p.alive() for p in procs) or time.monotonic() > deadline, 26, "shutdown")
+        for p in procs:
+            p.stop(signal.SIGKILL)
+        for h in self.hosts.values():
+            run(["umount", "-l", str(h.merged)], check=False)
+            run(["ip", "netns", "del", h.netns], check=False)
+        for idx in range(len(self.hosts)):
+            run(["ip", "-n", self.switch, "link", "del", f"v{idx}"], check=False)
+        run(["ip", "netns", "del", self.switch], check=False)
+        for h in self.hosts.values():
+            shutil.rmtree(h.dir, ignore_errors=True)
+
+
+def hosts_available() -> str | None:
+    """Why host tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "throw-away hosts need root (network namespaces, mounts, systemd-nspawn)"
+    for tool in ("systemd-nspawn", "debootstrap", "ip", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (scripts/setup.sh installs it)"
+    probe = f"hdcprobe{os.getpid()}"
+    if run(["ip", "netns", "add", probe], check=False).returncode != 0:
+        return "cannot create network namespaces here"
+    run(["ip", "netns", "del", probe], check=False)
+    return None
+
+
+@contextlib.contextmanager
+def lab(workdir: Path, hosts: dict[str, str]) -> Iterator[Lab]:
+    """Start the given hosts (name -> address) and tear everything down afterwards."""
+    rootfs = ensure_rootfs()
+    tag = f"{os.getpid() % 100000:05d}"
+    the_lab = Lab(workdir=workdir, tag=tag)
+    try:
+        the_lab.create_switch()
+        for name, address in hosts.items():
+            the_lab.add_host(name, address, rootfs)
+        the_lab.wait_ssh()
+        yield the_lab
+    finally:
+        the_lab.close()
