@@ -1,0 +1,207 @@
+"""`hdc infra plan` from the catalog alone, the engine commands without the Pulumi CLI, stack settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+from mockcloud import MockCloud
+from typer.testing import CliRunner
+
+from hdc.cli import app
+from hdc.errors import UserError
+from infra.capacity import build_plan
+from infra.settings import SettingsError, read_settings
+from inventory.loader import CATALOGS_DIR, load_catalog
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_plan_lab_fits_and_counts() -> None:
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab"])
+    assert result.exit_code == 0, result.output
+    cat = load_catalog("lab")
+    hosts = sum(t.count for p in cat.platforms for t in p.tiers)
+    assert f"{len(cat.platforms)} platforms, {hosts} instances" in result.output
+    for z in cat.datacenter.zones:
+        assert f"  {z.id} " in result.output
+    for p in cat.platforms:
+        assert f"  {p.id} " in result.output
+    assert "cluster lab-kvm" in result.output and "pool    ssd" in result.output
+    assert "fits:" in result.output
+
+
+def test_plan_national_catalog_fits() -> None:
+    if not (CATALOGS_DIR / "tunisia").is_dir():
+        pytest.skip("national catalog not present")
+    plan = build_plan(load_catalog("tunisia"))
+    assert plan.fits, plan.problems
+    assert len(plan.platforms) >= 30
+    cat = load_catalog("tunisia")
+    assert sum(c.vcpu for c in plan.clusters) == sum(t.flavor.vcpu * t.count for p in cat.platforms for t in p.tiers)
+
+
+def test_plan_json() -> None:
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["fits"] is True
+    cat = load_catalog("lab")
+    assert {c["id"] for c in data["clusters"]} == {c.id for c in cat.datacenter.clusters}
+    ssd = next(p for p in data["pools"] if p["id"] == "ssd")
+    expected = sum(t.volume_gb * t.count for p in cat.platforms for t in p.tiers if t.storage_pool == "ssd")
+    assert ssd["gb"] == expected
+
+
+def _shrunk_lab(tmp_path: Path) -> Path:
+    """The lab catalog on a data center too small for it: one small host, a tiny SSD pool."""
+    dst = tmp_path / "small"
+    shutil.copytree(CATALOGS_DIR / "lab", dst)
+    dc_file = dst / "datacenter.yaml"
+    doc = yaml.safe_load(dc_file.read_text())
+    doc["datacenter"]["clusters"] = [
+        {
+            "id": "lab-kvm",
+            "name": "One small host",
+            "hosts": 1,
+            "vcpu_per_host": 12,
+            "ram_gb_per_host": 24,
+            "cpu_overcommit": 2.0,
+        }
+    ]
+    for pool in doc["datacenter"]["storage_pools"]:
+        if pool["id"] == "ssd":
+            pool["capacity_gb"] = 1000
+    dc_file.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    return dst
+
+
+def test_plan_fails_clearly_when_the_catalog_does_not_fit(tmp_path: Path) -> None:
+    small = _shrunk_lab(tmp_path)
+    result = runner.invoke(app, ["infra", "plan", "--catalog", str(small)])
+    assert isinstance(result.exception, UserError)
+    msg = str(result.exception)
+    assert "does not fit" in msg
+    vcpu = sum(t.flavor.vcpu * t.count for p in load_catalog("lab").platforms for t in p.tiers)
+    assert f"cluster 'lab-kvm': {vcpu} vCPU needed, capacity 24" in msg
+    assert "GB RAM needed" in msg
+    assert "storage pool 'ssd': 2,750 GB of volumes needed, capacity 1,000 GB" in msg
+    # a flavor larger than one host is named with its platform and tier
+    assert "platform 'epr' tier 'db': flavor of 32 GB RAM does not fit one host" in msg
+    assert "DOES NOT FIT" in result.output
+
+
+def test_plan_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    small = _shrunk_lab(tmp_path)
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/hdc"), "infra", "plan", "--catalog", str(small)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: catalog 'lab' does not fit")
+
+
+def test_plan_refuses_a_broken_catalog(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here"
+    result = runner.invoke(app, ["infra", "plan", "--catalog", str(missing)])
+    assert result.exit_code != 0
+    assert "no such catalog" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["preview", "--stack", "lab"], ["up", "--stack", "lab", "--yes"], ["destroy", "--stack", "prod", "--yes"]],
+)
+def test_engine_commands_say_what_to_install(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nowhere to find `pulumi`
+    result = runner.invoke(app, ["infra", *command])
+    assert isinstance(result.exception, UserError)
+    msg = str(result.exception)
+    assert "Pulumi CLI" in msg and "https://www.pulumi.com/docs/iac/download-install/" in msg
+
+
+def test_engine_commands_name_unknown_stacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "pulumi"
+    fake.write_text("#!/bin/sh\nexit 99\n")  # found on PATH; never reached for an unknown stack
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    result = runner.invoke(app, ["infra", "preview", "--stack", "staging"])
+    assert isinstance(result.exception, UserError)
+    assert "stack 'staging'" in str(result.exception) and "lab, prod" in str(result.exception)
+
+
+def test_stack_files_hold_no_secrets() -> None:
+    for stack in ("lab", "prod"):
+        doc = yaml.safe_load((REPO / "infra" / f"Pulumi.{stack}.yaml").read_text())
+        keys = set(doc["config"])
+        assert "hdc:catalog" in keys
+        assert not {k for k in keys if k.endswith(("password", "Password", "secretKey", "token"))}
+        assert load_catalog(doc["config"]["hdc:catalog"]).name
+
+
+def _with_config(config: dict[str, str]) -> None:
+    pulumi.runtime.set_mocks(MockCloud(), project="hdc-infra", stack="lab", preview=True)
+    pulumi.runtime.set_all_config(config)
+
+
+def test_settings_name_the_bad_key() -> None:
+    _with_config({})
+    with pytest.raises(SettingsError, match="hdc:catalog is not set"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:manageFlavors": "maybe"})
+    with pytest.raises(SettingsError, match="hdc:manageFlavors"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:target": "vsphere"})
+    with pytest.raises(SettingsError, match="hdc:target"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:certValidityDays": "5000"})
+    with pytest.raises(SettingsError, match="hdc:certValidityDays"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab"})
+    settings = read_settings()
+    assert settings.environment == "lab" and settings.target == "openstack" and settings.prefix == "hdc-lab"
+
+
+def test_program_reports_a_bad_catalog_without_traceback(tmp_path: Path) -> None:
+    from infra.program import main
+
+    _with_config({"hdc:catalog": str(tmp_path / "missing")})
+    with pytest.raises(pulumi.RunError, match="no such catalog"):
+        main()
+
+
+def test_program_needs_the_minio_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.program import main
+
+    for var in ("MINIO_ENDPOINT", "MINIO_USER", "MINIO_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    _with_config({"hdc:catalog": "lab"})
+    with pytest.raises(pulumi.RunError, match="minio:minioServer"):
+        main()
+
+
+def test_policy_pack_entry_point_imports() -> None:
+    """The pack's __main__ serves forever once run, so check it parses and its module imports."""
+    src = (REPO / "infra/policy/__main__.py").read_text()
+    compile(src, "__main__.py", "exec")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import infra.policy.rules as r; print(len(r.POLICIES))"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "9", proc.stderr
