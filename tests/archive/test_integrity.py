@@ -139,6 +139,8 @@ def test_audit_chain_verifies_and_detects_tampering(api: Api, monkeypatch: pytes
     archive = _archive(api)
     for i in range(3):
         api.client.get(f"/records/nope-{i}", headers=api.token("archivist"))
+        api.client.get(f"/records/nope-{i}b", headers=api.token("archivist"))
+        archive.audit.flush()  # one batch per round
     r = api.client.post("/audit/verify", headers=api.token("auditor")).json()
     assert r["ok"], r["problems"]
     assert r["entries"] >= archive.audit.flushed_seq > 0
