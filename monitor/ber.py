@@ -90,7 +90,7 @@ def tlv(tag: int, body: bytes) -> bytes:
 
 
 def encode_integer(value: int) -> bytes:
-    length = max(1, (value + (value < 0)).bit_length() // 8 + 1)
+    length = (value if value >= 0 else ~value).bit_length() // 8 + 1  # minimal two's complement
     return tlv(INTEGER, value.to_bytes(length, "big", signed=True))
 
 

@@ -54,6 +54,7 @@ class AgentOverride:
     in_bps: int | None = None  # bit rates instead of the ones derived from the facility id
     out_bps: int | None = None
     sys_uptime_s: int | None = None  # sysUpTime at simulator start
+    records: Mapping[str, str] = field(default_factory=dict)  # OID -> snmprec 'tag|value', replacing or adding
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ def snmprec(exp: ExpectedLink, override: AgentOverride | None = None) -> str:
                 (f"{x}.15.{idx}", f"66|{exp.high_speed_mbps if uplink else 0}"),
                 (f"{x}.18.{idx}", f"4|{exp.if_alias if uplink else ''}"),
             ]
+    if o.records:
+        records = [r for r in records if r[0] not in o.records] + list(o.records.items())
     records.sort(key=lambda r: tuple(int(p) for p in r[0].split(".")))
     return "".join(f"{oid}|{val}\n" for oid, val in records)
 
