@@ -95,3 +95,31 @@ def run(
         require_pulumi_cli()
         raise
     return progress.summary()
+
+
+def stack_outputs(stack_name: str) -> dict[str, object]:
+    """The stack's outputs (secrets stay masked: they are not needed for an inventory)."""
+    require_pulumi_cli()
+    stack_config_file(stack_name)
+    from pulumi import automation as auto
+
+    try:
+        stack = auto.select_stack(stack_name=stack_name, work_dir=str(INFRA_DIR))
+        return {k: v.value for k, v in stack.outputs().items() if not v.secret}
+    except auto.errors.CommandError as exc:
+        raise UserError(
+            f"cannot read the outputs of stack '{stack_name}': {str(exc).strip().splitlines()[-1]}"
+        ) from None
+
+
+def stack_catalog(stack_name: str) -> str:
+    """`hdc:catalog` of a stack, from its settings file (a non-secret value)."""
+    import yaml
+
+    path = stack_config_file(stack_name)
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    value = (doc.get("config") or {}).get("hdc:catalog")
+    if not isinstance(value, str):
+        raise UserError(f"{path}: hdc:catalog is not set")
+    return value

@@ -97,3 +97,26 @@ def destroy(
 ) -> None:
     """Delete the stack's resources (archive buckets are protected and stay)."""
     _engine("destroy", stack, yes, False, refresh)
+
+
+@app.command("inventory")
+def inventory(
+    stack: str = STACK,
+    output: str | None = typer.Option(None, "--output", "-o", help="write to this file instead of stdout"),
+) -> None:
+    """The Ansible inventory with the addresses the stack's hosts really have."""
+    from pathlib import Path
+
+    from .automation import stack_catalog, stack_outputs
+    from .inventory_out import inventory_from_outputs
+    from .settings import INFRA_DIR
+
+    outputs = stack_outputs(stack)
+    catalog = stack_catalog(stack)
+    path = INFRA_DIR / catalog if (INFRA_DIR / catalog).exists() else catalog
+    text = inventory_from_outputs(load_catalog(path), outputs)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from ipaddress import ip_address, ip_network
 
+import pytest
 import yaml
 from cryptography import x509
 from mockcloud import ProgramRun
@@ -246,3 +247,21 @@ def test_secrets_never_appear_in_plain_inputs(example: tuple[Catalog, ProgramRun
     for r in run.of_type("pulumi-python:dynamic:Resource"):
         raw = r.inputs["secret_key"]
         assert isinstance(raw, dict) and raw.get("4dabf18193072939515e22adb298388d"), "secret_key must be a secret"
+
+
+def test_inventory_from_stack_outputs(example: tuple[Catalog, ProgramRun]) -> None:
+    """What `hdc infra inventory` renders from `pulumi stack output`: Ansible-readable, real addresses."""
+    from hdc.errors import UserError
+    from infra.inventory_out import inventory_from_outputs
+
+    cat, run = example
+    text = inventory_from_outputs(cat, run.outputs)
+    assert text.startswith("# Rendered from catalog")
+    inv = yaml.safe_load(text)
+    assert inv == yaml.safe_load(yaml.safe_dump(run.outputs["inventory"]))
+    partial = dict(run.outputs["hosts"])
+    partial.pop(next(iter(partial)))
+    with pytest.raises(UserError, match="not in the stack yet"):
+        inventory_from_outputs(cat, {"hosts": partial})
+    with pytest.raises(UserError, match="no 'hosts' output"):
+        inventory_from_outputs(cat, {})
