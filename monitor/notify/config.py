@@ -31,7 +31,7 @@ class Strict(BaseModel):
 class Grouping(Strict):
     """Alertmanager-style grouping per (rule, region, firing|resolved): a storm becomes one message."""
 
-    wait: float = Field(30.0, description="the first message of a group waits this long to gather a storm")
+    wait: float = Field(15.0, description="the first message of a group waits this long to gather a storm")
     interval: float = Field(120.0, description="later messages for the same group are sent at most this often")
     max_names: Annotated[int, Field(ge=1, le=200)] = 10
 

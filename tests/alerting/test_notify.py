@@ -86,7 +86,8 @@ def test_firing_then_resolved_one_mail_each_in_french(mail: Smtp, routes_file: P
     [msg] = mail.messages()
     assert msg["Subject"] == "[CRITIQUE] Lien coupé — Hôpital universitaire de Sfax (Sfax)"
     text = body(msg)
-    assert "Région : Sfax" in text and "valeur actuelle : oper down" in text
+    assert text.splitlines()[:2] == ["ALERTE CRITIQUE : Lien coupé", "Région : Sfax"], text
+    assert "valeur actuelle : oper down" in text
     assert "http://noc.example.org:9110/runbooks/alerts/link-down.md" in text
     assert msg["X-HDC-Notification"] == "g1-noc-fr-0"
     engine.evaluate(snap(T0 + 60), T0 + 60)

@@ -1,0 +1,31 @@
+"""The NOC: alerting attached to a running monitor, its HTTP API and the wall-screen page.
+
+`attach(service, settings)` is the one entry point: it mounts the page (`/noc`), the API
+(`/api/alerts`, `/api/silences`, `/api/noc/state`) and the runbooks (`/runbooks/alerts/…`) on
+`service.app`, subscribes the alert engine to every poll cycle and starts the outbox worker
+with the first cycle. It returns the `Alerting` runtime (call `await runtime.stop()` on exit).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fastapi import FastAPI
+
+from .api import build_router
+from .runtime import Alerting, AlertingSettings, load_alerting_settings
+
+__all__ = ["Alerting", "AlertingSettings", "attach", "load_alerting_settings"]
+
+
+class Service(Protocol):
+    app: FastAPI
+
+    def subscribe(self, callback: Any) -> None: ...
+
+
+def attach(service: Service, settings: AlertingSettings | None = None, **runtime_args: Any) -> Alerting:
+    runtime = Alerting(settings or load_alerting_settings(), **runtime_args)
+    service.app.include_router(build_router(runtime))
+    service.subscribe(runtime.on_cycle)
+    return runtime
