@@ -8,7 +8,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -59,6 +58,7 @@ class ServiceThread:
         self.service = service
         self.port = port
         self.task: asyncio.Task[None] | None = None
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, name="monitor-service", daemon=True)
 
     def _run(self) -> None:
@@ -66,8 +66,10 @@ class ServiceThread:
         self.task = self.loop.create_task(self.service.serve("127.0.0.1", self.port))
         try:
             self.loop.run_until_complete(self.task)
-        except (asyncio.CancelledError, Exception):
+        except asyncio.CancelledError:
             pass
+        except Exception as exc:  # surfaced by the readiness wait, which names it
+            self.error = exc
 
     def start(self) -> None:
         self.thread.start()
@@ -137,7 +139,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         thread.start()
         url = f"http://127.0.0.1:{port}"
         st = Stack(catalog, sim, service, alerting, smtp, url, INTERVAL)
-        wait_until(tcp_ready("127.0.0.1", port), 20, "monitor service")
+        ready = tcp_ready("127.0.0.1", port)
+        wait_until(lambda: thread.error is not None or ready(), 20, "monitor service")
+        assert thread.error is None, f"monitor service failed: {thread.error!r}"
         # ready when every simulated link has been seen up once
         wait_until(
             lambda: all(f["state"] == "up" for f in st.api("/api/noc/state").json()["facilities"]),
