@@ -1,0 +1,235 @@
+"""The catalog on both engines: SQLite (default) and a throw-away PostgreSQL 15 — one code path."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from archive_service import catalogdb as db
+from archive_service.app import create_app
+from archive_service.devstore import DevStore
+from hdc.procs import ManagedProcess, free_port, tcp_ready
+
+from .conftest import Api, make_settings, medical
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (PG_BIN / "postgres").exists():
+        pytest.skip("PostgreSQL 15 is not installed (scripts/setup.sh installs it)")
+    root = Path(tempfile.mkdtemp(prefix="hdc-archive-pg-"))  # pytest's tmp dirs are 0700 root: postgres cannot enter
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    shutil.chown(root, "postgres")
+    shutil.chown(sock, "postgres")
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    port = free_port()
+    log = root / "pg.log"
+    log.touch()
+    shutil.chown(log, "postgres")
+    proc = ManagedProcess(
+        "postgres",
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-k",
+            str(sock),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        log,
+    )
+    proc.start()
+    try:
+        proc.wait_ready(tcp_ready("127.0.0.1", port), timeout=30)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        proc.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+    else:
+        base = request.getfixturevalue("postgres")
+        name = "t" + uuid.uuid4().hex[:10]
+        admin = db.make_engine(base)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    eng = db.make_engine(url)
+    db.create_schema(eng)
+    db.create_schema(eng)  # idempotent
+    yield eng
+    eng.dispose()
+
+
+def _fill(engine: Engine) -> list[str]:
+    now = datetime.now(UTC)
+    rows = []
+    titles = [
+        "Radiographie du genou gauche",
+        "Bilan sanguin complet",
+        "Échographie abdominale",
+        "Radiographie pulmonaire",
+        "Budget 2024",
+    ]
+    for i in range(50):
+        rid = str(uuid.UUID(int=i + 1))
+        rows.append(
+            {
+                "record_id": rid,
+                "status": "active" if i != 7 else "destroyed",
+                "record_class": "administrative" if i % 5 == 4 else "medical",
+                "subclass": "imaging",
+                "facility": ["hu-tunis-nord", "hr-ariana"][i % 2],
+                "patient_index": None if i % 5 == 4 else f"p{i % 3}",
+                "document_date": date(2020, 1, 1) + timedelta(days=i * 10),
+                "title": titles[i % 5],
+                "author": "Dr X",
+                "language": "fr",
+                "tags": "[]",
+                "content_type": "application/pdf",
+                "current_version": 1,
+                "retain_until": now + timedelta(days=1) if i % 10 else now - timedelta(days=1),
+                "legal_hold": i == 20,
+                "created_at": now,
+                "created_by": "t",
+            }
+        )
+    with engine.begin() as conn:
+        conn.execute(db.records.insert(), rows)
+        conn.execute(
+            db.versions.insert(),
+            [
+                {
+                    "record_id": r["record_id"],
+                    "version": 1,
+                    "state": "committed",
+                    "object_key": "k",
+                    "owner": "o",
+                    "size": 10,
+                    "sha256": "0" * 64,
+                    "header_len": 1,
+                    "key_id": "k",
+                    "wrapped_dek": b"x",
+                    "prefix": b"y",
+                    "chunk_size": 1,
+                    "meta": "{}",
+                    "retain_until": r["retain_until"],
+                    "created_at": now,
+                    "created_by": "t",
+                }
+                for r in rows
+            ],
+        )
+    return [r["record_id"] for r in rows]
+
+
+def test_search_filters(engine: Engine) -> None:
+    ids = _fill(engine)
+    with engine.connect() as conn:
+        got, _ = db.search(conn, patient_index="p1", limit=100)
+        assert {r.record_id for r in got} == {ids[i] for i in range(50) if i % 5 != 4 and i % 3 == 1 and i != 7}
+        got, _ = db.search(conn, facilities=["hr-ariana"], record_class="administrative", limit=100)
+        assert {r.record_id for r in got} == {ids[i] for i in range(50) if i % 5 == 4 and i % 2 == 1}
+        got, _ = db.search(conn, date_from=date(2020, 1, 11), date_to=date(2020, 1, 31), limit=100)
+        assert [r.record_id for r in got] == [ids[3], ids[2], ids[1]]
+        got, _ = db.search(conn, q="radiographie", limit=100)
+        assert {r.title for r in got} == {"Radiographie du genou gauche", "Radiographie pulmonaire"} and len(got) == 20
+        got, _ = db.search(conn, q="radio genou", limit=100)
+        assert {r.title for r in got} == {"Radiographie du genou gauche"}
+        got, _ = db.search(conn, q="échographie", limit=100)
+        assert len(got) == 9  # one of the ten is destroyed
+        got, _ = db.search(conn, q="!!!", limit=5)  # no words: no title filter
+        assert len(got) == 5
+        assert got[0].size == 10 and got[0].sha256 == "0" * 64
+
+
+def test_keyset_pagination_is_complete_and_stable(engine: Engine) -> None:
+    ids = _fill(engine)
+    seen: list[str] = []
+    cursor = None
+    with engine.connect() as conn:
+        while True:
+            page, cursor = db.search(conn, limit=7, cursor=cursor)
+            seen += [r.record_id for r in page]
+            if cursor is None:
+                break
+    expected = [ids[i] for i in range(49, -1, -1) if i != 7]
+    assert seen == expected
+    with pytest.raises(ValueError), engine.connect() as conn:
+        db.search(conn, cursor="bogus!")
+
+
+def test_due_for_disposition(engine: Engine) -> None:
+    ids = _fill(engine)
+    with engine.connect() as conn:
+        due = db.due_for_disposition(conn, datetime.now(UTC))
+    assert {r.record_id for r in due} == {ids[i] for i in (0, 10, 30, 40)}  # 20 is on hold
+
+
+def test_api_on_postgresql(devstore: DevStore, postgres: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    name = "api" + uuid.uuid4().hex[:8]
+    admin = db.make_engine(postgres)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    settings = make_settings(
+        devstore, tmp_path_factory.mktemp("archive-pg"), database_url=postgres.rsplit("/", 1)[0] + "/" + name
+    )
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        r = api.ingest(b"on postgres", medical(patient_id="PG-1", title="Compte rendu opératoire"))
+        assert r.status_code == 201, r.text
+        rid = r.json()["record_id"]
+        api.ingest(b"on postgres v2", medical(patient_id="PG-1", title="Compte rendu opératoire"), record_id=rid)
+        hits = client.post(
+            "/search", json={"patient_id": "PG-1", "q": "opératoire"}, headers=api.token("archivist")
+        ).json()["results"]
+        assert [h["record_id"] for h in hits] == [rid] and hits[0]["current_version"] == 2
+        assert client.get(f"/records/{rid}/content", headers=api.token("archivist")).content == b"on postgres v2"
