@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -140,7 +141,7 @@ def test_sigkill_mid_ingest_then_restart_repairs(settings: ArchiveSettings, tmp_
                 yield piece
 
         def client() -> None:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 httpx.post(
                     server.url + "/records",
                     content=body(),
@@ -149,8 +150,6 @@ def test_sigkill_mid_ingest_then_restart_repairs(settings: ArchiveSettings, tmp_
                         **{"X-Archive-Metadata": json.dumps(medical(title="killed")), "X-Content-SHA256": "ab" * 32}
                     ),
                 )
-            except httpx.HTTPError:
-                pass
 
         t = threading.Thread(target=client, daemon=True)
         t.start()
