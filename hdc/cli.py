@@ -28,6 +28,23 @@ app.add_typer(infra_app, name="infra")
 app.command("configure")(configure)
 
 
+@app.command("run")
+def run(
+    catalog: str = typer.Option("lab", help="catalog to simulate and poll"),
+    archive_port: int = typer.Option(8080, help="archive API port on 127.0.0.1"),
+    monitor_port: int = typer.Option(9105, help="monitor (metrics, NOC page) port on 127.0.0.1"),
+    interval: float = typer.Option(10.0, help="seconds between polls"),
+    seed: bool = typer.Option(True, help="ingest a few sample records into the archive"),
+) -> None:
+    """Run the platform locally on embedded defaults: simulated network, monitor, NOC page, archive."""
+    from hdc.devstack import RunConfig
+    from hdc.devstack import run as run_stack
+
+    run_stack(
+        RunConfig(catalog=catalog, archive_port=archive_port, monitor_port=monitor_port, interval=interval, seed=seed)
+    )
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
