@@ -137,7 +137,7 @@ function render() {
   $("#alerts tbody").innerHTML = alerts.map((a) => {
     let status = t(a.state);
     if (a.state === "suppressed") status = t("suppressed_by", a.suppressed_by);
-    if (a.silenced_by) status += ` · ${t("silenced")}`;
+    if (a.silenced_by || silenced(a)) status += ` · ${t("silenced")}`;
     if (a.ack_by) status += ` · ${t("acked_by")} ${a.ack_by}`;
     const cls = [a.severity, a.state, a.ack_by ? "acked" : ""].join(" ");
     return `<tr class="${cls}" data-alert-id="${a.id}" data-facility="${esc(a.facility)}" data-rule="${esc(a.rule)}">` +
@@ -162,6 +162,12 @@ function render() {
   }).join("");
 }
 
+function silenced(a) {
+  const now = Date.now() / 1000;
+  return data.silences.some((s) => s.starts_at <= now && now < s.ends_at &&
+    (!s.facility || s.facility === a.facility) && (!s.region || s.region === a.region) && (!s.rule || s.rule === a.rule));
+}
+
 function regionName(id) {
   const r = data.regions.find((x) => x.id === id);
   return r ? (lang === "ar" ? r.name_ar : r.name) : id;
@@ -172,9 +178,10 @@ function tile(f) {
   const u = f.utilisation == null ? null : Math.round(f.utilisation * 100);
   const cls = ["tile", c.alerting ? "alerting" : "", c.suppressed ? "suppressed" : ""].join(" ");
   const bar = u == null ? "" : `<div class="bar"><i class="${u >= 95 ? "full" : u >= 80 ? "hot" : ""}" style="width:${Math.min(u, 100)}%"></i></div>`;
-  return `<div class="${cls}" data-facility="${esc(f.id)}" data-state="${esc(f.state)}" title="${esc(f.error || f.id)}">` +
+  const tip = `${fname(f)} — ${t(f.kind)} — ${f.id}${f.error ? " — " + f.error : ""}`;
+  return `<div class="${cls}" data-facility="${esc(f.id)}" data-kind="${esc(f.kind)}" data-state="${esc(f.state)}" title="${esc(tip)}">` +
     `<div class="name">${esc(fname(f))}</div><div class="meta"><span class="st">${esc(t(f.state))}</span>` +
-    `<span>${esc(t(f.kind))}</span><span>${u == null ? "—" : u + " %"}</span></div>${bar}</div>`;
+    `<span class="util">${u == null ? "—" : u + " %"}</span></div>${bar}</div>`;
 }
 
 async function refresh() {
