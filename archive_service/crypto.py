@@ -201,6 +201,12 @@ class ChunkCipher:
             raise ValueError("record too large for this chunk size")
         return self._aead.encrypt(self._nonce(counter), data, self._aad(counter, final))
 
+    def seal_into(self, counter: int, data: bytes | memoryview, final: bool, out: memoryview) -> None:
+        """Encrypt into `out` (len(data) + TAG bytes): no intermediate copies for large parts."""
+        if counter >= META_COUNTER:
+            raise ValueError("record too large for this chunk size")
+        self._aead.encrypt_into(self._nonce(counter), data, self._aad(counter, final), out)
+
     def open(self, counter: int, data: bytes, final: bool) -> bytes:
         return self._aead.decrypt(self._nonce(counter), data, self._aad(counter, final))
 

@@ -39,16 +39,21 @@ def plaintext_size(object_size: int, header_len: int, chunk_size: int) -> int:
     return body - TAG * chunks
 
 
-def seal_part(cipher: ChunkCipher, data: bytes, first_counter: int, chunk_size: int, last: bool) -> bytes:
-    """Encrypt one part's worth of chunks; only the very last chunk of the record is final."""
+def seal_part(
+    cipher: ChunkCipher, data: bytes, first_counter: int, chunk_size: int, last: bool, head: bytes = b""
+) -> bytearray:
+    """Encrypt one part's chunks into one buffer (after `head`); only the record's very last chunk is final."""
     view = memoryview(data)
     n = chunk_count(len(data), chunk_size)
-    out = []
+    out = bytearray(len(head) + len(data) + TAG * n)
+    out[: len(head)] = head
+    dst = memoryview(out)
+    pos = len(head)
     for i in range(n):
-        out.append(
-            cipher.seal(first_counter + i, bytes(view[i * chunk_size : (i + 1) * chunk_size]), last and i == n - 1)
-        )
-    return b"".join(out)
+        piece = view[i * chunk_size : (i + 1) * chunk_size]
+        cipher.seal_into(first_counter + i, piece, last and i == n - 1, dst[pos : pos + len(piece) + TAG])
+        pos += len(piece) + TAG
+    return out
 
 
 def _utc(value: datetime) -> datetime:
@@ -203,9 +208,8 @@ async def ingest(
     maybe_completed = False
 
     def upload(number: int, data: bytes, first_counter: int, last: bool) -> str:
-        sealed = seal_part(cipher, data, first_counter, chunk, last)
-        if number == 1:
-            sealed = header + sealed
+        sealed = seal_part(cipher, data, first_counter, chunk, last, header if number == 1 else b"")
+        del data
         assert upload_id is not None
         return archive.store.upload_part(key, upload_id, number, sealed)
 
@@ -240,7 +244,7 @@ async def ingest(
         if digest != sha256:
             raise BadInput(f"SHA-256 mismatch: client sent {sha256}, content hashes to {digest}; nothing stored")
         if upload_id is None:
-            sealed = header + seal_part(cipher, bytes(pending), 0, chunk, True)
+            sealed = seal_part(cipher, bytes(pending), 0, chunk, True, header)
             pending.clear()
             maybe_completed = True
             written = await loop.run_in_executor(

@@ -119,7 +119,12 @@ class ObjectStore:
         return genheaders(None, self.sse, None, Retention(COMPLIANCE, retain_until), legal_hold)
 
     def put(
-        self, bucket: str, key: str, data: bytes, retain_until: datetime, content_type: str = "application/octet-stream"
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | bytearray,
+        retain_until: datetime,
+        content_type: str = "application/octet-stream",
     ) -> Written:
         with _mapped(f"PUT {key}"):
             res = self.client.put_object(
@@ -137,9 +142,9 @@ class ObjectStore:
         with _mapped(f"create multipart upload {key}"):
             return self.client._create_multipart_upload(self.records, key, dict(self._headers(retain_until)))
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         with _mapped(f"upload part {number} of {key}"):
-            return self.client._upload_part(self.records, key, data, None, upload_id, number)
+            return self.client._upload_part(self.records, key, data, None, upload_id, number)  # type: ignore[arg-type]  # bytes-like is fine
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> Written:
         with _mapped(f"complete upload {key}"):
