@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from inventory.hosts import AddressPlanError, plan_hosts
+from inventory.hosts import FIRST_HOST_OFFSET, AddressPlanError, plan_hosts
 from inventory.model import Catalog, Cluster, StoragePool
 
 from .buckets import archive_buckets
@@ -112,7 +112,9 @@ def build_plan(cat: Catalog, bucket_prefix: str | None = None) -> InfraPlan:
     rules = security_rules(cat)
     rules_per_group = Counter(r.group for r in rules)
     zones = {
-        z.id: ZonePlan(z.id, z.kind.value, z.vlan, str(z.subnet), addresses_left=z.subnet.num_addresses - 2 - 10)
+        z.id: ZonePlan(
+            z.id, z.kind.value, z.vlan, str(z.subnet), addresses_left=z.subnet.num_addresses - 1 - FIRST_HOST_OFFSET
+        )
         for z in cat.datacenter.zones
     }
     clusters = {c.id: ClusterUse(c) for c in cat.datacenter.clusters}

@@ -86,7 +86,7 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
     for comp in platforms.values():
         comp.add_rules(rules, all_groups, target)
 
-    buckets = archive_buckets(cat, settings.archive_bucket_prefix(cat))
+    buckets = archive_buckets(cat, settings.archive_bucket_prefix())
     storage = None
     if buckets:
         storage = ArchiveStorage(

@@ -50,7 +50,7 @@ class StackSettings(BaseModel):
         """Every cloud resource name starts with this, so stacks can share a project."""
         return f"hdc-{self.environment}"
 
-    def archive_bucket_prefix(self, cat: Catalog) -> str:
+    def archive_bucket_prefix(self) -> str:
         return self.bucket_prefix or f"hdc-{self.environment}-archive"
 
     def load_catalog(self) -> Catalog:

@@ -37,7 +37,6 @@ BUCKET_VERSIONING = "minio:index/s3BucketVersioning:S3BucketVersioning"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
 PROTECTED_ZONE_KINDS = frozenset({"data", "management"})
-WORLD = frozenset({"0.0.0.0/0", "::/0"})
 DMZ_WEB_PORTS = frozenset({80, 443})
 MANAGEMENT_PORTS = frozenset({22})
 
@@ -67,7 +66,10 @@ def _world_open(props: Mapping[str, Any]) -> bool:
     """An ingress rule with no remote restriction at all is as open as 0.0.0.0/0."""
     prefix = props.get("remoteIpPrefix")
     if prefix:
-        return str(prefix) in WORLD or ip_network(str(prefix), strict=False).prefixlen == 0
+        try:
+            return ip_network(str(prefix), strict=False).prefixlen == 0
+        except ValueError:
+            return True  # unparseable: cannot show it is narrower than the world
     return not props.get("remoteGroupId") and not props.get("remoteAddressGroupId")
 
 
@@ -211,7 +213,10 @@ def _management_from_management_zone(args: StackValidationArgs, report: ReportVi
         if not any(lo <= p <= hi for p in MANAGEMENT_PORTS) or props.get("remoteGroupId"):
             continue
         prefix = props.get("remoteIpPrefix")
-        source = ip_network(str(prefix), strict=False) if prefix else ip_network("0.0.0.0/0")
+        try:
+            source = ip_network(str(prefix), strict=False) if prefix else ip_network("0.0.0.0/0")
+        except ValueError:
+            source = ip_network("0.0.0.0/0")
         if not any(isinstance(source, IPv4Network) and source.subnet_of(m) for m in mgmt):
             report(
                 f"rule '{rule.name}' opens management port(s) {lo}-{hi} to {source}, outside the management zone",

@@ -147,6 +147,7 @@ def test_world_ingress_ports() -> None:
         _rule(protocol="udp", portRangeMin=443, portRangeMax=443, remoteIpPrefix="::/0"),
         _rule(portRangeMin=5432, portRangeMax=5432),  # no remote at all = anywhere
         _rule(protocol=None),
+        _rule(portRangeMin=5432, portRangeMax=5432, remoteIpPrefix="not-an-address"),
     ]
     for props in bad:
         assert check_resource(rules.world_ingress_ports, rules.SEC_GROUP_RULE, "r", props), props
