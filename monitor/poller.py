@@ -118,6 +118,11 @@ def oids_for(names: Sequence[str], if_index: int) -> tuple[tuple[int, ...], ...]
     return tuple(out)
 
 
+# Failures after which the router does not count as reachable (and back-off applies): it said
+# nothing, or nothing we could authenticate or parse. Other failures are answers about the link.
+UNREACHABLE = frozenset({"timeout", "auth", "bad_response", "snmp_error"})
+
+
 class PollError(Exception):
     """A failed poll of one target: `reason` is a metric label, the message is for operators."""
 
@@ -446,9 +451,10 @@ class Poller:
         if notes:
             self._log_problem(rt, "partial", "; ".join(notes), level=logging.INFO)
 
-    def record_failure(self, rt: Runtime, reason: str, message: str, stats: CycleStats, answered: bool) -> None:
+    def record_failure(self, rt: Runtime, reason: str, message: str, stats: CycleStats) -> None:
         """A poll that gave nothing usable: keep the last descriptive fields, drop rates, back off."""
         t = rt.target
+        answered = reason not in UNREACHABLE
         wall = time.time()
         rt.failures += 1
         stats.failed += 1
@@ -504,7 +510,7 @@ class Poller:
             self._check_interface(rt, values)
             self.record_success(rt, names, values, arrived)
         except PollError as exc:
-            self.record_failure(rt, exc.reason, str(exc), stats, answered=True)
+            self.record_failure(rt, exc.reason, str(exc), stats)
 
     def _check_interface(self, rt: Runtime, values: Values) -> None:
         tag = values["oper"][0]
@@ -532,7 +538,7 @@ class Poller:
                 try:
                     values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
                 except PollError as exc:
-                    self.record_failure(rt, exc.reason, str(exc), stats, answered=exc.reason not in v3.NO_ANSWER)
+                    self.record_failure(rt, exc.reason, str(exc), stats)
                     return
                 finally:
                     self.in_flight -= 1
@@ -678,7 +684,6 @@ class _V2cCycle:
                     f"no answer after {self.retries + 1} attempt(s) of {self.timeout:g} s "
                     "(router unreachable, agent down, or wrong community)",
                     self.stats,
-                    answered=False,
                 )
         self.pump()
         if self.done is not None and not self.done.done():
@@ -702,7 +707,7 @@ class _V2cCycle:
         try:
             values = self._values(pend, resp, t.credentials.community)
         except PollError as exc:
-            self.p.record_failure(rt, exc.reason, str(exc), self.stats, answered=True)
+            self.p.record_failure(rt, exc.reason, str(exc), self.stats)
         else:
             self.p.handle_values(rt, pend.names, values, arrived, self.stats)
         self.pump()
@@ -717,7 +722,7 @@ class _V2cCycle:
             return
         assert rid is not None
         del self.pending[rid]
-        self.p.record_failure(pend.rt, "bad_response", f"malformed SNMP response: {why}", self.stats, answered=True)
+        self.p.record_failure(pend.rt, "bad_response", f"malformed SNMP response: {why}", self.stats)
         self.pump()
 
     def _values(self, pend: _Pending, resp: ber.Response, community: bytes) -> Values:

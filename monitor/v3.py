@@ -43,8 +43,6 @@ AUTH = {
 }
 PRIV = {"AES": USM_PRIV_CFB128_AES, "AES192": USM_PRIV_CFB192_AES, "AES256": USM_PRIV_CFB256_AES}
 
-# Reasons for which the agent said nothing usable at all (these count toward back-off).
-NO_ANSWER = frozenset({"timeout"})
 _AUTH_ERRORS = (
     errind.UnknownUserName,
     errind.WrongDigest,

@@ -12,10 +12,16 @@ from pysnmp.proto import api, rfc1902
 from monitor import ber
 
 P = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-OIDS = ((1, 3, 6, 1, 2, 1, 1, 3, 0), (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 2), (1, 3, 6, 1, 4, 1, 2636, 3, 1, 130, 4294967295))
+OIDS = (
+    (1, 3, 6, 1, 2, 1, 1, 3, 0),
+    (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 2),
+    (1, 3, 6, 1, 4, 1, 2636, 3, 1, 130, 4294967295),
+)
 
 
-def pysnmp_response(request_id: int, values: list[object], community: bytes = b"public", error_status: int = 0) -> bytes:
+def pysnmp_response(
+    request_id: int, values: list[object], community: bytes = b"public", error_status: int = 0
+) -> bytes:
     pdu = P.GetResponsePDU()
     P.apiPDU.set_defaults(pdu)
     P.apiPDU.set_request_id(pdu, request_id)
@@ -64,9 +70,7 @@ def test_response_values_and_types() -> None:
 def test_exceptions_and_error_status() -> None:
     from pysnmp.proto import rfc1905
 
-    data = pysnmp_response(
-        5, [rfc1905.noSuchObject, rfc1905.noSuchInstance, rfc1905.endOfMibView], error_status=5
-    )
+    data = pysnmp_response(5, [rfc1905.noSuchObject, rfc1905.noSuchInstance, rfc1905.endOfMibView], error_status=5)
     resp = ber.decode_response(data)
     assert [vb.exception for vb in resp.varbinds] == ["noSuchObject", "noSuchInstance", "endOfMibView"]
     assert resp.error_status == 5

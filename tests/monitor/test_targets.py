@@ -52,7 +52,12 @@ def test_targets_cover_the_catalog_across_shards(tmp_path: Path, monkeypatch: py
     t = next(t for t in whole if t.facility_id == "h0")
     assert t.credentials == V2cCredentials(values["community"].encode())
     assert (t.host, t.port, t.if_index, t.bandwidth_bps, t.kind, t.region) == (
-        "127.66.0.1", 1161, 2, 100e6, "regional_hospital", "north"
+        "127.66.0.1",
+        1161,
+        2,
+        100e6,
+        "regional_hospital",
+        "north",
     )
     v3 = next(t for t in whole if t.facility_id == "v3")
     assert isinstance(v3.credentials, V3Credentials) and v3.credentials.priv_key == values["v3-priv"]
