@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import threading
@@ -45,10 +46,8 @@ class ServiceThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.task = self.loop.create_task(self.service.serve("127.0.0.1", self.port))
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             self.loop.run_until_complete(self.task)
-        except (asyncio.CancelledError, Exception):
-            pass
 
     def stop(self) -> None:
         if self.task is not None:
