@@ -69,7 +69,7 @@ def test_list_ack_and_silences(db: Path) -> None:
     ],
 )  # fmt: skip
 def test_operator_errors(db: Path, args: list[str], message: str) -> None:
-    code, _, exc = run(*args, "--db", str(db))
+    _, _, exc = run(*args, "--db", str(db))
     assert isinstance(exc, UserError) and message in str(exc), exc
 
 
