@@ -182,7 +182,7 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
     complete = cmp.ours.answered == cmp.ours.asked and cmp.anchor.answered == cmp.anchor.asked
     links_ok = not links.problems
     n = f"{cmp.targets} targets, {opts.concurrency} in flight, median of {opts.rounds}"
-    k = f"{links.links:,} links, {links.interval_s:g} s interval, {links.cycles_done} cycles"
+    k = f"{links.links:,} links, {links.interval_s:g} s interval, {links.cycles_done} steady cycles"
     rows = [
         Row(
             f"CPU per polled target, ms ({n})",
@@ -227,10 +227,18 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
             passed=links_ok and links.peak_rss_mb < PEAK_RSS_TARGET_MB,
         ),
         Row(
-            "cycle wall time, s (first = with discovery fields)",
+            "cycle wall time, s (steady cycles in the window)",
             ", ".join(_fmt(d, 1) for d in links.cycle_durations_s) or "none",
         ),
-        Row("/metrics scrape: CPU s per scrape, MB", _scrape_cell(links)),
+        Row("/metrics scrape: CPU s per scrape, size MB", _scrape_cell(links)),
+        Row(
+            "peak RSS, MiB: after start-up / after 1st cycle / before 1st scrape",
+            f"{links.rss_after_startup_mb:.0f} / {links.rss_after_first_cycle_mb:.0f} / {_fmt(links.peak_rss_before_scrape_mb, 0)}",
+        ),
+        Row(
+            "first cycle (with descriptive fields): CPU s / wall s",
+            f"{links.first_cycle_cpu_s:.1f} / {_fmt(links.first_cycle_s, 1)}",
+        ),
         Row(
             "start-up (imports, catalog load): CPU s / wall s",
             f"{links.startup_cpu_s:.1f} / {links.startup_wall_s:.1f}",
@@ -252,6 +260,11 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
         "cpu_ms_per_target_snmp_exporter": anchor_cpu,
         "targets_per_s_snmp_exporter": anchor_tps,
         "cpu_share_10k_links_polling_only": links.poll_cpu_share,
+        "metrics_scrape_cpu_s": median(links.scrape_cpu_s),
+        "metrics_scrape_mb": median([b / 1e6 for b in links.scrape_bytes]),
+        "peak_rss_mb_before_first_scrape": links.peak_rss_before_scrape_mb,
+        "startup_cpu_s_10k_links": links.startup_cpu_s,
+        "first_cycle_cpu_s_10k_links": links.first_cycle_cpu_s,
         "targets": cmp.targets,
         "rounds": opts.rounds,
         "concurrency": opts.concurrency,
@@ -274,9 +287,9 @@ def _scrape_cell(links: LinksRun) -> str:
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.monitor", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and a 3 s interval: checks the machinery only")
-    parser.add_argument("--targets", type=int, help="targets in the CPU comparison (default 1000; quick 20)")
+    parser.add_argument("--targets", type=int, help="targets in the CPU comparison (default 1000; quick 50)")
     parser.add_argument("--rounds", type=int, help="measured rounds per side (default 5; quick 2)")
-    parser.add_argument("--passes", type=int, help="cycles over all targets per round (default 3; quick 1)")
+    parser.add_argument("--passes", type=int, help="cycles over all targets per round (default 3; quick 2)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight on each side (default 50)")
     parser.add_argument("--links", type=int, help="links polled by one `hdc monitor run` (default 10000; quick 200)")
     parser.add_argument("--interval", type=float, help="poll interval in seconds (default 60; quick 3)")
@@ -290,9 +303,9 @@ def parse_args(argv: list[str] | None) -> Options:
         return value if value is not None else (quick if q else full)
 
     opts = Options(
-        targets=int(pick(a.targets, 1000, 20)),
+        targets=int(pick(a.targets, 1000, 50)),
         rounds=int(pick(a.rounds, 5, 2)),
-        passes=int(pick(a.passes, 3, 1)),
+        passes=int(pick(a.passes, 3, 2)),
         concurrency=a.concurrency,
         links=int(pick(a.links, 10_000, 200)),
         interval=float(pick(a.interval, 60.0, 3.0)),

@@ -1,9 +1,9 @@
 """One `hdc monitor run` process polling many facility links on a real interval: CPU share and peak RSS.
 
 The process is the product itself (catalog loader, poller, Prometheus exposition, /healthz),
-started on a generated catalog. The measurement window opens when /healthz first answers (the
-first cycle starts then; imports and the catalog load are start-up, reported apart) and lasts
-`cycles` whole intervals. Halfway through each interval, while the poller is idle, the benchmark
+started on a generated catalog. Start-up (imports, catalog load) and the first cycle
+(which also reads each router's descriptive fields) are reported apart; the measurement window
+opens when the first cycle ends and lasts `cycles` whole intervals. Halfway through each interval, while the poller is idle, the benchmark
 scrapes /metrics as Prometheus would, and notes the CPU that scrape cost on its own.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hdc.procs import ManagedProcess, free_port
 
-from .common import Sampler, cpu_seconds
+from .common import Sampler, cpu_seconds, peak_rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,12 +29,17 @@ class LinksRun:
     links: int
     interval_s: float
     cycles_wanted: int
-    startup_cpu_s: float = 0.0
+    startup_cpu_s: float = 0.0  # launch to /healthz answering: imports, catalog load, targets
     startup_wall_s: float = 0.0
+    first_cycle_cpu_s: float = 0.0  # the first cycle also reads the descriptive fields
+    first_cycle_s: float = float("nan")
     window_wall_s: float = 0.0
     window_cpu_s: float = 0.0
+    rss_after_startup_mb: float = 0.0
+    rss_after_first_cycle_mb: float = 0.0
+    peak_rss_before_scrape_mb: float = float("nan")
     peak_rss_mb: float = 0.0
-    cycles_done: int = 0
+    cycles_done: int = 0  # complete cycles inside the measurement window
     cycle_durations_s: list[float] = field(default_factory=list)
     failed_last_cycle: int | None = None
     scrape_cpu_s: list[float] = field(default_factory=list)
@@ -68,17 +73,33 @@ def _health(base: str) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
-def _note_cycles(base: str, seen: int, result: LinksRun) -> int:
-    """Record the cycles /healthz reports as completed since we last looked; returns the new count."""
+def _cycles(base: str) -> tuple[int, float, int] | None:
+    """(cycles completed, last cycle's duration, links failed in it) from /healthz."""
     health = _health(base)
-    cycles = health.get("cycles") if health else None
-    if health is None or not isinstance(cycles, int) or cycles <= seen:
+    if health is None:
+        return None
+    cycles, duration, failed = (
+        health.get("cycles"),
+        health.get("last_cycle_duration_seconds"),
+        health.get("last_cycle_failed"),
+    )
+    if not isinstance(cycles, int):
+        return None
+    return (
+        cycles,
+        float(duration) if isinstance(duration, int | float) else float("nan"),
+        failed if isinstance(failed, int) else 0,
+    )
+
+
+def _note_cycles(base: str, seen: int, result: LinksRun) -> int:
+    """Record the cycles completed since we last looked; returns the new count."""
+    now = _cycles(base)
+    if now is None or now[0] <= seen:
         return seen
-    duration = health.get("last_cycle_duration_seconds")
-    failed = health.get("last_cycle_failed")
-    result.cycle_durations_s.append(float(duration) if isinstance(duration, int | float) else float("nan"))
-    result.failed_last_cycle = failed if isinstance(failed, int) else None
-    return cycles
+    result.cycle_durations_s.append(now[1])
+    result.failed_last_cycle = now[2]
+    return now[0]
 
 
 def run_links(
@@ -91,33 +112,44 @@ def run_links(
     scrape_metrics: bool = True,
     timeout: float | None = None,
 ) -> LinksRun:
-    """Start `hdc monitor run` on `catalog`, measure `cycles` intervals, stop it by PID."""
+    """Start `hdc monitor run` on `catalog`, measure `cycles` steady intervals, stop it by PID.
+
+    The window opens when the first cycle (which also reads descriptive fields) has ended and
+    lasts `cycles` intervals: it holds cycles 2 … cycles+1, each a whole cycle, plus one
+    /metrics scrape per interval, halfway between cycles.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "hdc", "monitor", "run", "--catalog", str(catalog)]
     argv += ["--listen", f"127.0.0.1:{port}", "--interval", str(interval)]
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
-    proc = ManagedProcess(
-        "hdc-monitor-run", argv, root / "hdc-monitor-run.log", env={"HDC_SECRETS_DIR": str(secrets_dir)}, cwd=REPO
-    )
+    env = {"HDC_SECRETS_DIR": str(secrets_dir)}
+    proc = ManagedProcess("hdc-monitor-run", argv, root / "hdc-monitor-run.log", env=env, cwd=REPO)
     result = LinksRun(links, interval, cycles)
     t_launch = time.perf_counter()
     with proc, Sampler(proc.pid, interval=0.5) as sampler:
         proc.wait_ready(lambda: _health(base) is not None, timeout=300)
+        result.startup_wall_s = time.perf_counter() - t_launch
+        result.startup_cpu_s = cpu_seconds(proc.pid)
+        result.rss_after_startup_mb = peak_rss_mb(proc.pid)
+        proc.wait_ready(lambda: (_cycles(base) or (0,))[0] >= 1, timeout=interval + 60)
         t0 = time.perf_counter()
         cpu0 = cpu_seconds(proc.pid)
-        result.startup_wall_s = t0 - t_launch
-        result.startup_cpu_s = cpu0
-        seen_cycles = 0
-        # The first cycle started just before /healthz answered: stop a little short of the next one.
-        end = t0 + cycles * interval - min(1.0, interval / 10)
+        first = _cycles(base)
+        result.first_cycle_s = first[1] if first else float("nan")
+        result.first_cycle_cpu_s = cpu0 - result.startup_cpu_s
+        result.rss_after_first_cycle_mb = peak_rss_mb(proc.pid)
+        seen_cycles = first[0] if first else 1
+        end = t0 + cycles * interval
         next_scrape = t0 + interval / 2
         while True:
             now = time.perf_counter()
             if now >= end:
                 break
             if scrape_metrics and now >= next_scrape:
+                if not result.scrape_cpu_s:
+                    result.peak_rss_before_scrape_mb = peak_rss_mb(proc.pid)
                 before = cpu_seconds(proc.pid)
                 status, body = _get(base + "/metrics", timeout=interval)
                 result.scrape_cpu_s.append(cpu_seconds(proc.pid) - before)
@@ -132,11 +164,11 @@ def run_links(
             time.sleep(max(0.0, min(5.0, end - time.perf_counter(), next_scrape - time.perf_counter())))
         result.window_wall_s = time.perf_counter() - t0
         result.window_cpu_s = cpu_seconds(proc.pid) - cpu0
-        result.cycles_done = seen_cycles = _note_cycles(base, seen_cycles, result)
-        result.peak_rss_mb = sampler.peak_rss_mb
-    result.peak_rss_mb = max(result.peak_rss_mb, sampler.peak_rss_mb)
-    if seen_cycles < cycles:
-        result.problems.append(f"only {seen_cycles} of {cycles} cycles completed in the window")
+        seen_cycles = _note_cycles(base, seen_cycles, result)
+        result.cycles_done = seen_cycles - (first[0] if first else 1)
+    result.peak_rss_mb = sampler.peak_rss_mb
+    if result.cycles_done < cycles:
+        result.problems.append(f"only {result.cycles_done} of {cycles} cycles completed in the window")
     if result.failed_last_cycle:
         result.problems.append(f"{result.failed_last_cycle} links failed in the last cycle; see {proc.log_path}")
     return result

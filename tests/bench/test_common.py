@@ -1,0 +1,67 @@
+"""The generic measurement helpers: /proc readings, the table, the JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.common import ProcessGone, Row, cpu_seconds, json_line, measure, parse_json_line, peak_rss_mb, render_table
+
+
+def test_cpu_seconds_counts_a_busy_child_not_an_idle_one() -> None:
+    busy = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\nimport sys; sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.2)
+        with measure(busy.pid, idle.pid) as w:
+            time.sleep(0.6)
+        assert w.per_pid[busy.pid] >= 0.05
+        assert w.per_pid[idle.pid] <= 0.02
+        assert w.cpu_s == pytest.approx(sum(w.per_pid.values()))
+        assert w.wall_s >= 0.6
+        assert peak_rss_mb(busy.pid) > 1
+    finally:
+        for p in (busy, idle):
+            p.communicate(b"")
+    with pytest.raises(ProcessGone):
+        cpu_seconds(busy.pid)
+
+
+def test_cpu_seconds_of_this_process_matches_rusage() -> None:
+    own = time.process_time()
+    assert cpu_seconds(os.getpid()) == pytest.approx(own, abs=0.05)
+
+
+def test_table_aligns_columns_and_marks_failures() -> None:
+    table = render_table(
+        [
+            Row("CPU per target, ms", "0.100", "0.500", "0.20x", "<= 1.00x", True),
+            Row("peak RSS", "400", target="< 300", passed=False),
+            Row("info", "1"),
+        ],
+        title="t",
+    )
+    lines = table.splitlines()
+    assert lines[0] == "t"
+    assert lines[1].startswith("| measurement")
+    assert len({len(line) for line in lines[1:]}) == 1  # every row as wide as the header
+    assert "| pass |" in lines[3] and "| FAIL |" in lines[4] and lines[5].endswith("| -    |")
+
+
+def test_json_line_is_one_line_with_nan_as_null() -> None:
+    line = json_line({"ratio": float("nan"), "share": 0.1234567891, "name": "x"})
+    assert "\n" not in line
+    assert json.loads(line) == {"ratio": None, "share": 0.123457, "name": "x"}
+    assert parse_json_line("table\n" + line + "\n") == {"ratio": None, "share": 0.123457, "name": "x"}
