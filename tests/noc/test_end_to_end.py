@@ -57,3 +57,24 @@ def test_regional_outage_one_grouped_alert(stack: Stack) -> None:
     assert any(s.startswith("[RÉSOLU]") and "Tunis" in s for s in subjects), subjects
     stack.sim.set_oper_status("hc-la-marsa", up=True)
     wait_until(lambda: not stack.open_alerts(), 3 * stack.interval + 5, "all resolved", interval=0.1)
+
+
+def test_rules_and_dashboard_use_metrics_the_monitor_exports(stack: Stack) -> None:
+    """The seam with the exporter: every metric the Prometheus rules and the Grafana dashboard read exists."""
+    import dataclasses
+    import json
+    import re
+    from pathlib import Path
+
+    from monitor.alerting.promexport import MetricNames
+
+    scrape = stack.api("/metrics").text
+    exported = {line.split("{")[0].split(" ")[0] for line in scrape.splitlines() if line and not line.startswith("#")}
+    wanted = {f.default for f in dataclasses.fields(MetricNames)}
+    dashboard = Path(__file__).resolve().parents[2] / "monitor" / "grafana" / "hdc-network.json"
+    json.loads(dashboard.read_text(encoding="utf-8"))
+    wanted |= set(re.findall(r"\bhdc_[a-z_]+", dashboard.read_text(encoding="utf-8")))
+    assert wanted - exported == set()
+    sample = next(line for line in scrape.splitlines() if line.startswith("hdc_link_up{"))
+    for label in ("facility=", "region=", "kind="):
+        assert label in sample
