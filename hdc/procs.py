@@ -7,6 +7,7 @@ readiness check is a real request, never a sleep.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -15,6 +16,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: SIGTERM this child when the thread that started it dies (Linux PR_SET_PDEATHSIG).
+
+    A parent killed before its `finally` ran (SIGKILL, or uvicorn re-raising SIGTERM) would
+    otherwise leave its servers running. Start long-lived children from the main thread: the
+    signal fires when the *starting thread* exits.
+    """
+
+    def preexec() -> None:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
@@ -54,6 +72,7 @@ class ManagedProcess:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     stop_timeout: float = 10.0
+    die_with_parent: bool = True
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> ManagedProcess:
@@ -68,6 +87,7 @@ class ManagedProcess:
                 env={**os.environ, **(self.env or {})},
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
             )
         finally:
             log.close()
