@@ -1,12 +1,16 @@
 """Prometheus exposition of the latest link snapshot and of the poller's own health.
 
-A custom collector builds the families from the current `dict[str, LinkState]` at scrape time:
-no per-sample registry objects to create or delete as facilities come and go. Every link series
-carries the labels facility, facility_name, kind and region.
+Link series are rendered straight to the text format from the current `dict[str, LinkState]`,
+once per snapshot (every scrape in between gets the cached bytes), with each target's label
+set escaped once. prometheus-client's generic path costs ~3 s of CPU and ~150 MB of transient
+memory per scrape at 10,000 links; this one a small fraction of that. The poller's own health
+is a regular prometheus-client collector. Every link series carries the labels facility,
+facility_name, kind and region.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,7 +20,7 @@ from .poller import Poller
 from .state import LinkState, OperStatus
 from .targets import Target
 
-LABELS = ["facility", "facility_name", "kind", "region"]
+LABELS = ("facility", "facility_name", "kind", "region")
 OPER_CODES = {
     OperStatus.UP: 1,
     OperStatus.DOWN: 2,
@@ -40,87 +44,130 @@ ERROR_REASONS = (
 )
 
 
-def _g(name: str, doc: str, extra: list[str] | None = None, unit: str = "") -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=[*LABELS, *(extra or [])], unit=unit)
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-class LinkCollector(Collector):
-    """Reads the poller's snapshot at scrape time."""
+def _num(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v))
+
+
+def _opt(v: float | None, scale: float = 1.0) -> float | None:
+    return None if v is None else v * scale
+
+
+# (name, help, value of a LinkState or None to omit the series)
+FAMILIES: tuple[tuple[str, str, Callable[[LinkState], float | None]], ...] = (
+    ("hdc_link_up", "1 if the facility's uplink is operationally up and its router answers",
+     lambda s: 1.0 if s.link_up else 0.0),
+    ("hdc_link_reachable", "1 if the last poll got a valid SNMP answer from the router",
+     lambda s: 1.0 if s.reachable else 0.0),
+    ("hdc_link_admin_up", "1 if the uplink is administratively up (ifAdminStatus)",
+     lambda s: (1.0 if s.admin_up else 0.0) if s.reachable else None),
+    ("hdc_link_oper_status", "IF-MIB ifOperStatus code (1 up, 2 down, 3 testing, 4 unknown, 5 dormant, "
+     "6 notPresent, 7 lowerLayerDown)", lambda s: float(OPER_CODES[s.oper_status]) if s.reachable else None),
+    # Prometheus base units are bytes (promtool rejects "bits"): bits per second = 8 × these.
+    ("hdc_link_in_bytes_per_second", "Inbound traffic on the uplink (×8 for bits per second)",
+     lambda s: _opt(s.in_bps, 1 / 8)),
+    ("hdc_link_out_bytes_per_second", "Outbound traffic on the uplink (×8 for bits per second)",
+     lambda s: _opt(s.out_bps, 1 / 8)),
+    ("hdc_link_utilisation_ratio", "max(in, out) / contracted bandwidth (ifHighSpeed if none)",
+     lambda s: s.utilisation),
+    ("hdc_link_in_errors_per_second", "Inbound packets with errors (ifInErrors rate)", lambda s: s.in_errors_per_s),
+    ("hdc_link_out_errors_per_second", "Outbound packets with errors (ifOutErrors rate)",
+     lambda s: s.out_errors_per_s),
+    ("hdc_link_in_discards_per_second", "Inbound packets discarded (ifInDiscards rate)",
+     lambda s: s.in_discards_per_s),
+    ("hdc_link_out_discards_per_second", "Outbound packets discarded (ifOutDiscards rate)",
+     lambda s: s.out_discards_per_s),
+    ("hdc_link_bandwidth_bytes_per_second", "Contracted bandwidth utilisation is measured against (×8: bit/s)",
+     lambda s: _opt(s.bandwidth_bps, 1 / 8)),
+    ("hdc_link_speed_bytes_per_second", "Interface speed reported by the router, ifHighSpeed (×8: bit/s)",
+     lambda s: _opt(s.speed_bps, 1 / 8)),
+    ("hdc_link_last_poll_timestamp_seconds", "Unix time of the last poll attempt",
+     lambda s: s.last_poll or None),
+    ("hdc_link_last_success_timestamp_seconds", "Unix time of the last valid answer", lambda s: s.last_success),
+    ("hdc_link_consecutive_failures", "Failed polls in a row (0 after a good one)",
+     lambda s: float(s.consecutive_failures)),
+    ("hdc_link_device_uptime_seconds", "Router sysUpTime at the last good poll", lambda s: s.uptime_s),
+)  # fmt: skip
+
+
+class LinkExposition:
+    """Renders the link families of one snapshot to Prometheus text, cached per snapshot."""
 
     def __init__(self, poller: Poller, snapshot: Callable[[], Mapping[str, LinkState]]) -> None:
         self.poller = poller
         self.snapshot = snapshot
+        self._labels: dict[str, tuple[Target, str]] = {}
+        self._cached: tuple[Mapping[str, LinkState], bytes] | None = None
+
+    def _label_text(self, t: Target) -> str:
+        got = self._labels.get(t.facility_id)
+        if got is None or got[0] is not t:
+            text = ",".join(f'{k}="{_esc(v)}"' for k, v in zip(LABELS, t.labels, strict=True))
+            got = (t, text)
+            self._labels[t.facility_id] = got
+        return got[1]
+
+    def render(self) -> bytes:
+        snap = self.snapshot()
+        cached = self._cached
+        if cached is not None and cached[0] is snap:  # snapshots are replaced, never mutated
+            return cached[1]
+        targets = {rt.target.facility_id: rt.target for rt in self.poller.runtimes.values()}
+        rows = [(self._label_text(targets[fid]), st) for fid, st in snap.items() if fid in targets]
+        out = bytearray()
+        for name, doc, get in FAMILIES:
+            lines = [f"# HELP {name} {doc}\n# TYPE {name} gauge\n"]
+            for labels, st in rows:
+                value = get(st)
+                if value is not None:
+                    lines.append(f"{name}{{{labels}}} {_num(value)}\n")
+            out += "".join(lines).encode()
+        lines = [
+            "# HELP hdc_link_poll_error 1 for the reason the last poll failed (absent when it succeeded)\n",
+            "# TYPE hdc_link_poll_error gauge\n",
+        ]
+        lines += [
+            f'hdc_link_poll_error{{{labels},reason="{_esc(st.reason or "unknown")}"}} 1.0\n'
+            for labels, st in rows
+            if st.error is not None
+        ]
+        lines += [
+            "# HELP hdc_link_info Descriptive fields of the uplink as read from the router (value is always 1)\n",
+            "# TYPE hdc_link_info gauge\n",
+        ]
+        for labels, st in rows:
+            t = targets[st.facility_id]
+            counters = "" if st.counters_64bit is None else ("64" if st.counters_64bit else "32")
+            extra = (
+                ("router", f"{t.host}:{t.port}" if t.host else ""),
+                ("sys_name", st.sys_name or ""),
+                ("if_index", str(t.if_index)),
+                ("if_name", st.if_name or ""),
+                ("if_alias", st.if_alias or ""),
+                ("counters", counters),
+            )
+            more = ",".join(f'{k}="{_esc(v)}"' for k, v in extra)
+            lines.append(f"hdc_link_info{{{labels},{more}}} 1.0\n")
+        out += "".join(lines).encode()
+        body = bytes(out)
+        self._cached = (snap, body)
+        return body
+
+
+class HealthCollector(Collector):
+    """The poller's own health, as prometheus-client families (a handful of series)."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
 
     def collect(self) -> Iterator[Metric]:
-        snap = self.snapshot()
-        targets: dict[str, Target] = {rt.target.facility_id: rt.target for rt in self.poller.runtimes.values()}
-        up = _g("hdc_link_up", "1 if the facility's uplink is operationally up and its router answers")
-        reachable = _g("hdc_link_reachable", "1 if the last poll got a valid SNMP answer from the router")
-        admin = _g("hdc_link_admin_up", "1 if the uplink is administratively up (ifAdminStatus)")
-        oper = _g("hdc_link_oper_status", "IF-MIB ifOperStatus code (1 up, 2 down, … 7 lowerLayerDown)")
-        # Prometheus base units are bytes (promtool rejects "bits"): bits/s = 8 × these.
-        in_bps = _g("hdc_link_in_bytes_per_second", "Inbound traffic on the uplink (×8 for bits per second)")
-        out_bps = _g("hdc_link_out_bytes_per_second", "Outbound traffic on the uplink (×8 for bits per second)")
-        util = _g("hdc_link_utilisation_ratio", "max(in, out) / contracted bandwidth (ifHighSpeed if none)")
-        in_err = _g("hdc_link_in_errors_per_second", "Inbound packets with errors (ifInErrors rate)")
-        out_err = _g("hdc_link_out_errors_per_second", "Outbound packets with errors (ifOutErrors rate)")
-        in_disc = _g("hdc_link_in_discards_per_second", "Inbound packets discarded (ifInDiscards rate)")
-        out_disc = _g("hdc_link_out_discards_per_second", "Outbound packets discarded (ifOutDiscards rate)")
-        bw = _g(
-            "hdc_link_bandwidth_bytes_per_second", "Contracted bandwidth utilisation is measured against (×8: bit/s)"
-        )
-        speed = _g("hdc_link_speed_bytes_per_second", "Interface speed reported by the router, ifHighSpeed (×8: bit/s)")
-        last_poll = _g("hdc_link_last_poll_timestamp_seconds", "Unix time of the last poll attempt")
-        last_ok = _g("hdc_link_last_success_timestamp_seconds", "Unix time of the last valid answer")
-        fails = _g("hdc_link_consecutive_failures", "Failed polls in a row (0 after a good one)")
-        uptime = _g("hdc_link_device_uptime_seconds", "Router sysUpTime at the last good poll")
-        error = _g(
-            "hdc_link_poll_error", "1 for the reason the last poll failed (absent when it succeeded)", ["reason"]
-        )
-        info = GaugeMetricFamily(
-            "hdc_link_info",
-            "Descriptive fields of the uplink as read from the router (value is always 1)",
-            labels=[*LABELS, "router", "sys_name", "if_index", "if_name", "if_alias", "counters"],
-        )
-        for fid, st in snap.items():
-            t = targets.get(fid)
-            if t is None:
-                continue
-            lv = list(t.labels)
-            up.add_metric(lv, 1.0 if st.link_up else 0.0)
-            reachable.add_metric(lv, 1.0 if st.reachable else 0.0)
-            fails.add_metric(lv, float(st.consecutive_failures))
-            if st.last_poll:
-                last_poll.add_metric(lv, st.last_poll)
-            if st.last_success is not None:
-                last_ok.add_metric(lv, st.last_success)
-            if st.reachable:
-                admin.add_metric(lv, 1.0 if st.admin_up else 0.0)
-                oper.add_metric(lv, float(OPER_CODES[st.oper_status]))
-            for fam, value in (
-                (in_bps, None if st.in_bps is None else st.in_bps / 8),
-                (out_bps, None if st.out_bps is None else st.out_bps / 8),
-                (util, st.utilisation),
-                (in_err, st.in_errors_per_s),
-                (out_err, st.out_errors_per_s),
-                (in_disc, st.in_discards_per_s),
-                (out_disc, st.out_discards_per_s),
-                (bw, None if st.bandwidth_bps is None else st.bandwidth_bps / 8),
-                (speed, None if st.speed_bps is None else st.speed_bps / 8),
-                (uptime, st.uptime_s),
-            ):
-                if value is not None:
-                    fam.add_metric(lv, float(value))
-            if st.error is not None:
-                error.add_metric([*lv, st.reason or "unknown"], 1.0)
-            counters = "" if st.counters_64bit is None else ("64" if st.counters_64bit else "32")
-            info.add_metric(
-                [*lv, f"{t.host}:{t.port}" if t.host else "", st.sys_name or "", str(t.if_index), st.if_name or "",
-                 st.if_alias or "", counters],
-                1.0,
-            )  # fmt: skip
-        yield from (up, reachable, admin, oper, in_bps, out_bps, util, in_err, out_err, in_disc, out_disc, bw, speed)
-        yield from (last_poll, last_ok, fails, uptime, error, info)
         yield from self._health()
 
     def _health(self) -> Iterator[Metric]:

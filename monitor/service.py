@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, make_asgi_app
-from starlette.routing import Route
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hdc.errors import UserError
 
-from .exporter import LinkCollector
+from .exporter import HealthCollector, LinkExposition
 from .poller import Poller
 from .settings import PollerSettings
 from .state import LinkState
@@ -44,17 +43,31 @@ class MonitorService:
         self.subscribers: list[Subscriber] = []
         self.started = time.time()
         self.last_cycle_end: float | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(LinkCollector(self.poller, lambda: self.snapshot))
+        self.links = LinkExposition(self.poller, lambda: self.snapshot)
+        self.registry = CollectorRegistry(auto_describe=False)  # the poller's own health
+        self.registry.register(HealthCollector(self.poller))
         self.app = FastAPI(title="hdc monitor", docs_url=None, redoc_url=None, openapi_url=None)
-        # A plain route, not a mount: a mount answers /metrics with a redirect to /metrics/.
-        self.app.router.routes.append(Route("/metrics", _AsgiEndpoint(make_asgi_app(self.registry)), methods=["GET"]))
+        self.app.add_api_route("/metrics", self._metrics, methods=["GET"])
         self.app.add_api_route("/healthz", self._healthz, methods=["GET"])
         self._task: asyncio.Task[None] | None = None
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call `await callback(snapshot)` after every cycle (errors are logged, never fatal)."""
         self.subscribers.append(callback)
+
+    def exposition(self) -> bytes:
+        """The full Prometheus text: link series (cached per snapshot) then poller health."""
+        return self.links.render() + generate_latest(self.registry)
+
+    async def _metrics(self, request: Request) -> Response:
+        # Rendering 10,000 links takes a noticeable fraction of a second: keep it off the loop
+        # the poller runs on.
+        body = await asyncio.to_thread(self.exposition)
+        headers = {}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = await asyncio.to_thread(gzip.compress, body, 1)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
 
     async def _healthz(self) -> JSONResponse:
         now = time.time()
@@ -106,16 +119,6 @@ class MonitorService:
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poll
-
-
-class _AsgiEndpoint:
-    """Starlette treats a callable object (not a function) given to a route as a raw ASGI app."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
