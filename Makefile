@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 HDC   := $(VENV)/bin/hdc
 
-.PHONY: setup run test lint typecheck pytest bench-monitor bench-archive bench clean
+.PHONY: setup run test lint typecheck pytest bench-catalog bench-monitor bench-archive bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,7 +30,10 @@ bench-monitor: setup
 bench-archive: setup
 	$(PY) -m bench.archive
 
-bench: bench-monitor bench-archive
+bench: bench-catalog bench-monitor bench-archive
 
 clean:
 	rm -rf .state .pytest_cache .mypy_cache .ruff_cache
+
+bench-catalog: setup
+	$(PY) -m bench.catalog
