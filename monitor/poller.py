@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ber
-from .rates import Gap, Sample, counter_rate, plausible_octets_per_s, uptime_gap
+from .rates import Gap, Sample, ambiguous_wrap, counter_rate, plausible_octets_per_s, uptime_gap
 from .settings import PollerSettings
 from .state import LinkState, OperStatus
 from .targets import Target, V2cCredentials, V3Credentials
@@ -448,6 +448,11 @@ class Poller:
         if rt.logged is not None:
             log.warning("%s (%s): polled again after: %s", t.facility_id, t.name, rt.logged)
             rt.logged = None
+        if bits == 32 and ambiguous_wrap(32, max(speed or 0.0, t.bandwidth_bps or 0.0), self.settings.interval):
+            notes.append(
+                "no ifXTable: 32-bit octet counters can wrap more than once per poll interval at this speed; "
+                "rates may be too low (poll more often or enable ifXTable)"
+            )
         if notes:
             self._log_problem(rt, "partial", "; ".join(notes), level=logging.INFO)
 
