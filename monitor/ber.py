@@ -230,18 +230,36 @@ class Response:
 
 
 def request_id_of(buf: bytes) -> int | None:
-    """The request-id of a datagram, cheaply, for demultiplexing; None if it is not a Response."""
+    """The request-id of a datagram, cheaply and leniently (a truncated answer still names its
+    request, so the error goes to the right target); None if it is not a Response."""
     try:
-        _, start, end = _read_tlv(buf, 0, len(buf))
-        _, _, p = _read_tlv(buf, start, end)  # version
-        _, _, p = _read_tlv(buf, p, end)  # community
-        tag, pstart, pend = _read_tlv(buf, p, end)
+        n = len(buf)
+        _, start, _ = _read_header(buf, 0)
+        _, _, p = _read_tlv(buf, start, n)  # version
+        _, _, p = _read_tlv(buf, p, n)  # community
+        tag, pstart, _ = _read_header(buf, p)
         if tag != RESPONSE:
             return None
-        tag, s, e = _read_tlv(buf, pstart, pend)
+        tag, s, e = _read_tlv(buf, pstart, n)
         return _int(buf, s, e) if tag == INTEGER else None
     except BerError:
         return None
+
+
+def _read_header(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """Tag, content start and declared end of the TLV at `pos`; the declared end may lie past the
+    buffer (a truncated constructed value), the header itself may not."""
+    if pos + 2 > len(buf):
+        raise BerError("truncated message")
+    first = buf[pos + 1]
+    n = first & 0x7F if first >= 0x80 else 0
+    if first >= 0x80 and (n == 0 or n > 4):
+        raise BerError("unsupported BER length")
+    start = pos + 2 + n
+    if start > len(buf):
+        raise BerError("truncated length")
+    length = int.from_bytes(buf[pos + 2 : start], "big") if n else first
+    return buf[pos], start, start + length
 
 
 def decode_response(buf: bytes) -> Response:

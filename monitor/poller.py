@@ -446,7 +446,7 @@ class Poller:
             counters_64bit=bits == 64,
         )
         if rt.logged is not None:
-            log.warning("%s (%s): polled again after: %s", t.facility_id, t.name, rt.logged)
+            log.info("%s (%s): answering again (was: %s)", t.facility_id, t.name, rt.logged)
             rt.logged = None
         if bits == 32 and ambiguous_wrap(32, max(speed or 0.0, t.bandwidth_bps or 0.0), self.settings.interval):
             notes.append(

@@ -111,6 +111,7 @@ class MonitorService:
         config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
         poll = asyncio.create_task(self.run(), name="hdc-monitor-poller")
+        poll.add_done_callback(_report_crash)
         try:
             await server.serve()
             if not server.started:
@@ -119,6 +120,13 @@ class MonitorService:
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poll
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "the poller stopped: %r; /healthz now reports it stalled", task.exception(), exc_info=task.exception()
+        )
 
 
 def parse_listen(text: str) -> tuple[str, int]:
