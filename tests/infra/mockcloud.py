@@ -96,7 +96,7 @@ class MockCloud(Mocks):
                 "ram": a["ram"],
                 "disk": a["disk"],
                 "isPublic": True,
-            }, None
+            }, []
         raise NotImplementedError(f"no mock for invoke {args.token}")
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:

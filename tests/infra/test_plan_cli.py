@@ -205,3 +205,37 @@ def test_policy_pack_entry_point_imports() -> None:
         timeout=60,
     )
     assert proc.stdout.strip() == "9", proc.stderr
+
+
+def test_pulumi_entry_point_runs_the_whole_program() -> None:
+    """`infra/__main__.py`, as Pulumi's Python host runs it, declares the lab's cloud from stack config."""
+    import runpy
+
+    from mockcloud import RecordingMonitor
+
+    cloud = MockCloud()
+    pulumi.runtime.set_mocks(cloud, project="hdc-infra", stack="lab", preview=True, monitor=RecordingMonitor(cloud))
+    pulumi.runtime.set_all_config(
+        {
+            "hdc:catalog": "lab",
+            "hdc:manageFlavors": "false",
+            "minio:minioServer": "127.0.0.1:9000",
+            "minio:minioUser": "provisioner",
+            "minio:minioPassword": "not-a-real-password",
+        },
+        secret_keys=["minio:minioPassword"],
+    )
+
+    @pulumi.runtime.test
+    def entry() -> None:
+        runpy.run_path(str(REPO / "infra/__main__.py"), run_name="__main__")
+
+    entry()
+    cat = load_catalog("lab")
+    instances = [r for r in cloud.records if r.typ == "openstack:compute/instance:Instance"]
+    assert len(instances) == sum(t.count for p in cat.platforms for t in p.tiers)
+    # hdc:manageFlavors=false: flavors are looked up (invokes), not created
+    assert not [r for r in cloud.records if r.typ == "openstack:compute/flavor:Flavor"]
+    sizes = {(c.args["vcpus"], c.args["ram"], c.args["disk"]) for c in cloud.calls}
+    assert sizes == {(t.flavor.vcpu, t.flavor.ram_gb * 1024, t.flavor.disk_gb) for p in cat.platforms for t in p.tiers}
+    assert {i.props["flavorId"] for i in instances} == {f"flavor-{v}-{r}-{d}" for v, r, d in sizes}
