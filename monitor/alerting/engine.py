@@ -46,6 +46,7 @@ class AlertEngine:
         self.rules = rules.enabled()
         self.store = store
         self.facilities: dict[str, Facility] = {f.id: f for f in catalog.polled_facilities()}
+        self._all: dict[str, Facility] = {f.id: f for f in catalog.facilities}
         self.children: dict[str, list[Facility]] = {}
         for fac in self.facilities.values():
             if fac.link is not None and fac.link.parent:
@@ -66,7 +67,7 @@ class AlertEngine:
             seen.add(parent)
             if parent_down(snapshot.get(parent)):
                 found = parent
-            up = self.catalog.facility(parent)
+            up = self._all.get(parent)
             parent = up.link.parent if up is not None and up.link is not None else None
         return found
 
@@ -96,7 +97,7 @@ class AlertEngine:
 
     def payload(self, alert: Alert, rule: Rule | None) -> dict[str, Any]:
         """Everything a message needs, frozen at the time of the event (the rule file may change later)."""
-        fac = self.catalog.facility(alert.facility)
+        fac = self._all.get(alert.facility)
         kids = self.children.get(alert.facility, [])
         return {
             "alert_id": alert.id,

@@ -43,7 +43,7 @@ class AppriseIntegration(Integration):
         sender = apprise.Apprise()
         if not sender.add(target):
             raise DeliveryError(f"Apprise does not accept the URL {self.describe(url)}")
-        with apprise.LogCapture(level=logging.WARNING) as captured:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
         if not ok:
             detail = " ".join(str(captured.getvalue()).split())[-300:]
@@ -59,6 +59,11 @@ class EmailIntegration(AppriseIntegration):
         if "format=" not in url:
             extra.append("format=text")
         return url + sep + "&".join(extra)
+
+
+def warm_up() -> None:
+    """Load Apprise's plugins now (seconds on a busy host) rather than when the first alert is sent."""
+    apprise.Apprise().add("json://127.0.0.1")
 
 
 def integration_for(url: str) -> Integration:

@@ -30,7 +30,7 @@ from inventory.secrets import SecretError, resolve
 from monitor.alerting.store import Store
 
 from .config import NotifyConfig
-from .integrations import DeliveryError, Integration, integration_for
+from .integrations import DeliveryError, Integration, integration_for, warm_up
 from .render import render
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,10 @@ class OutboxWorker:
             self._task = None
 
     async def run(self) -> None:
+        try:
+            await asyncio.to_thread(warm_up)
+        except Exception:  # only an optimisation
+            log.warning("could not preload Apprise plugins", exc_info=True)
         while True:
             try:
                 await self.step()

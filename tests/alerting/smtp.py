@@ -45,7 +45,8 @@ class Smtp:
         for key in box.iterkeys():
             raw = box.get_bytes(key)
             out.append(email.message_from_bytes(raw, policy=email.policy.default))
-        out.sort(key=lambda m: m["Date"].datetime if m["Date"] else 0)
+        # by sending time, then by group number (g<N>-…) for messages sent within the same second
+        out.sort(key=lambda m: (m["Date"].datetime.timestamp(), int(str(m["X-HDC-Notification"]).split("-")[0][1:])))
         return out  # type: ignore[return-value]
 
     def clear(self) -> None:

@@ -141,7 +141,9 @@ def test_smtp_down_ten_minutes_then_everything_exactly_once(smtp: Smtp, routes_f
     smtp.clear()
     store = Store(tmp_path / "a.db")
     engine = AlertEngine(LAB, load_rules(), store)
-    outbox = Outbox(store, load_notify_config(routes_file), LAB)
+    cfg = load_notify_config(routes_file)
+    cfg = cfg.model_copy(update={"delivery": cfg.delivery.model_copy(update={"retry_max": 120.0})})
+    outbox = Outbox(store, cfg, LAB)
     smtp.stop()
     try:
         t = T0
@@ -158,7 +160,7 @@ def test_smtp_down_ten_minutes_then_everything_exactly_once(smtp: Smtp, routes_f
         assert "refused or unreachable" in rows[0]["last_error"]
     finally:
         smtp.start()
-    t += 31  # past the back-off cap
+    t += 121  # past the back-off cap
     delivered = outbox.pump_sync(t) + outbox.pump_sync(t + 100)
     subjects = sorted(m["Subject"] for m in smtp.messages())
     assert delivered == len(subjects) == 3
@@ -186,3 +188,12 @@ def test_restart_keeps_queue_and_crash_mid_send_retries_once(mail: Smtp, routes_
     assert len(mail.messages()) == 1
     assert store.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
     store.close()
+
+
+def test_shipped_example_routes_file_is_valid() -> None:
+    from monitor.notify.config import NotifyConfig
+
+    path = Path(__file__).resolve().parents[2] / "monitor" / "notify" / "routes.example.yaml"
+    cfg = load_notify_config(path)
+    assert isinstance(cfg, NotifyConfig) and {r.language for r in cfg.routes} == {"fr", "ar", "en"}
+    assert [r.name for r in cfg.routes_for("critical", "sfax")] == ["noc-oncall", "sfax-regional-team"]

@@ -4,6 +4,7 @@
 
 const T = {
   fr: {
+    outbox: "Notifications en attente : {0}, abandonnées : {1}",
     title: "Réseau national de santé", region: "Région", kind: "Type", state: "État", all: "Toutes",
     operator: "Opérateur", active_alerts: "Alertes actives", severity: "Gravité", alert: "Alerte",
     facility: "Établissement", since: "Depuis", value: "Valeur", status: "Statut", no_alerts: "Aucune alerte active.",
@@ -23,6 +24,7 @@ const T = {
     primary_care_centre: "Centre de santé de base", administration: "Administration",
   },
   ar: {
+    outbox: "إشعارات في الانتظار: {0}، متروكة: {1}",
     title: "الشبكة الوطنية للصحة", region: "الجهة", kind: "النوع", state: "الحالة", all: "الكل",
     operator: "المشغّل", active_alerts: "التنبيهات النشطة", severity: "الخطورة", alert: "التنبيه",
     facility: "المؤسسة", since: "منذ", value: "القيمة", status: "الوضع", no_alerts: "لا توجد تنبيهات نشطة.",
@@ -42,6 +44,7 @@ const T = {
     primary_care_centre: "مركز صحة أساسية", administration: "إدارة",
   },
   en: {
+    outbox: "Notifications waiting: {0}, given up: {1}",
     title: "National health network", region: "Region", kind: "Kind", state: "State", all: "All",
     operator: "Operator", active_alerts: "Active alerts", severity: "Severity", alert: "Alert",
     facility: "Facility", since: "Since", value: "Value", status: "Status", no_alerts: "No active alerts.",
@@ -191,6 +194,8 @@ async function refresh() {
     const first = !data;
     data = await r.json();
     $("#stale").hidden = true;
+    const ob = data.outbox || {};
+    $("#outbox").textContent = ob.pending || ob.dead ? t("outbox", ob.pending || 0, ob.dead || 0) : "";
     if (first) fillFilters();
     render();
   } catch (e) {
