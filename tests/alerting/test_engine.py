@@ -208,3 +208,19 @@ def test_storm_of_300_without_parent_down(tmp_path: Path) -> None:
     engine.evaluate(s2, T0 + 30)
     assert len(events(store)) == 300
     store.close()
+
+
+def test_maintenance_window_in_the_future(engine: AlertEngine, store: Store) -> None:
+    """A window starting later does not hide a cut now; during the window a new cut stays quiet."""
+    store.add_silence(
+        facility="hc-la-marsa", region=None, rule=None, starts_at=T0 + 3600, ends_at=T0 + 7200,
+        reason="router replacement", created_by="noc", now=T0,
+    )  # fmt: skip
+    engine.evaluate(snap(T0, hc_la_marsa=down("hc-la-marsa", T0)), T0)
+    assert events(store) == [("firing", "link-down", "hc-la-marsa")]
+    engine.evaluate(snap(T0 + 60), T0 + 60)
+    t = T0 + 3700
+    engine.evaluate(snap(t, hc_la_marsa=down("hc-la-marsa", t)), t)
+    assert len(events(store)) == 2  # firing + resolved of the first cut only
+    [a] = store.open_alerts()
+    assert a.silenced_by is not None and not a.notified
