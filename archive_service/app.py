@@ -128,7 +128,7 @@ class AuditMiddleware:
                 status_holder["status"] = message["status"]
                 if not audited:
                     audited = True
-                    write(message["status"])
+                    await run_in_threadpool(write, message["status"])
             await send(message)
 
         try:
@@ -136,7 +136,7 @@ class AuditMiddleware:
         finally:
             status = status_holder["status"]
             if not audited:  # the app died before answering
-                write(status)
+                await run_in_threadpool(write, status)
             route = scope.get("route")
             metrics.latency.labels(scope["method"], getattr(route, "path", "unmatched"), f"{status // 100}xx").observe(
                 time.perf_counter() - started

@@ -139,11 +139,14 @@ class AuditLog:
             entry["hash"] = entry_hash(entry)
             self._wal.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
             self._wal.flush()
-            if self.settings.audit_fsync:
-                os.fsync(self._wal.fileno())
             self.head_seq, self.head_hash = entry["seq"], entry["hash"]
             self._pending.append(entry)
-            return entry
+            fd = self._wal.fileno()
+        if self.settings.audit_fsync:
+            # Outside the lock: concurrent requests share one disk flush (group commit).
+            with contextlib.suppress(OSError):  # compacted meanwhile: the rewrite was fsync'd
+                os.fsync(fd)
+        return entry
 
     def flush(self) -> int:
         """Write pending entries to the store in batches; returns how many were written."""

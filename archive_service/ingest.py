@@ -178,6 +178,58 @@ def _begin(
     return record_id, version, envelope, cipher, retain
 
 
+def _store_small(
+    archive: Archive,
+    meta: RecordMetadata,
+    who: str,
+    sha256: str,
+    content_type: str,
+    existing: str | None,
+    reason: str | None,
+    data: bytes,
+) -> tuple[str, int]:
+    """A record that fits one part, already verified: steps 1, 2+4 (one PUT) and 5 in one worker hop."""
+    record_id, version, envelope, cipher, retain = _begin(archive, meta, who, sha256, content_type, existing, reason)
+    key = object_key(record_id, version)
+    try:
+        sealed = seal_part(cipher, data, 0, archive.settings.chunk_size, True, envelope.to_header())
+    except BaseException:
+        drop_pending(archive, record_id, version)
+        raise
+    # From here on the object may exist: a failure leaves the pending row to the reconciler.
+    written = archive.store.put(archive.store.records, key, sealed, retain)
+    commit_version(archive, record_id, version, written.version_id, written.etag, len(data), None)
+    _after_commit(archive, meta, record_id, retain, who)
+    return record_id, version
+
+
+def _after_commit(archive: Archive, meta: RecordMetadata, record_id: str, retain: datetime, who: str) -> None:
+    s = archive.settings
+    if meta.record_class is RecordClass.MEDICAL and s.medical_retention_from_last_document and meta.patient_id:
+        pidx = patient_index(archive.keys.index_key, meta.patient_id)
+        archive.extend_patient_records(pidx, retain, record_id, who)
+
+
+def _begin_multipart(
+    archive: Archive,
+    meta: RecordMetadata,
+    who: str,
+    sha256: str,
+    content_type: str,
+    existing: str | None,
+    reason: str | None,
+) -> tuple[str, int, Envelope, ChunkCipher, datetime, str]:
+    """Step 1, then open the multipart upload and record its id (so the reconciler can abort it)."""
+    record_id, version, envelope, cipher, retain = _begin(archive, meta, who, sha256, content_type, existing, reason)
+    try:
+        upload_id = archive.store.create_upload(object_key(record_id, version), retain)
+    except BaseException:
+        drop_pending(archive, record_id, version)
+        raise
+    _record_upload(archive, record_id, version, upload_id)
+    return record_id, version, envelope, cipher, retain, upload_id
+
+
 async def ingest(
     archive: Archive,
     meta: RecordMetadata,
@@ -188,30 +240,30 @@ async def ingest(
     existing: str | None = None,
     reason: str | None = None,
 ) -> tuple[str, int]:
-    """Stream `body` into the archive; returns (record id, version) once committed."""
+    """Stream `body` into the archive; returns (record id, version) once committed.
+
+    Nothing touches the catalog or the store until the body outgrows one part: a small record is
+    read, verified and then stored in one worker hop; a large one is streamed part by part.
+    """
     s = archive.settings
     loop = asyncio.get_running_loop()
-    rid, version, envelope, cipher, retain = await loop.run_in_executor(
-        None, _begin, archive, meta, who, sha256, content_type, existing, reason
-    )
-    record_id: str = rid
-    key = object_key(record_id, version)
-    header = envelope.to_header()
     part_size, chunk = s.part_size, s.chunk_size
     chunks_per_part = s.part_chunks
     hasher = hashlib.sha256()
     pending = bytearray()
     total = 0
-    upload_id: str | None = None
+    started: tuple[str, int, Envelope, ChunkCipher, datetime, str] | None = None
     parts: list[asyncio.Future[str]] = []
     slots = asyncio.Semaphore(s.upload_concurrency)
     maybe_completed = False
 
     def upload(number: int, data: bytes, first_counter: int, last: bool) -> str:
-        sealed = seal_part(cipher, data, first_counter, chunk, last, header if number == 1 else b"")
+        assert started is not None
+        record_id, version, envelope, cipher, _retain, upload_id = started
+        head = envelope.to_header() if number == 1 else b""
+        sealed = seal_part(cipher, data, first_counter, chunk, last, head)
         del data
-        assert upload_id is not None
-        return archive.store.upload_part(key, upload_id, number, sealed)
+        return archive.store.upload_part(object_key(record_id, version), upload_id, number, sealed)
 
     async def submit(data: bytes, last: bool) -> None:
         number = len(parts) + 1
@@ -234,28 +286,30 @@ async def ingest(
             hasher.update(piece)
             pending += piece
             while len(pending) > part_size:
-                if upload_id is None:
-                    upload_id = await loop.run_in_executor(None, archive.store.create_upload, key, retain)
-                    await loop.run_in_executor(None, _record_upload, archive, record_id, version, upload_id)
+                if started is None:
+                    started = await loop.run_in_executor(
+                        None, _begin_multipart, archive, meta, who, sha256, content_type, existing, reason
+                    )
                 data = bytes(pending[:part_size])
                 del pending[:part_size]
                 await submit(data, last=False)
         digest = hasher.hexdigest()
         if digest != sha256:
             raise BadInput(f"SHA-256 mismatch: client sent {sha256}, content hashes to {digest}; nothing stored")
-        if upload_id is None:
-            sealed = seal_part(cipher, bytes(pending), 0, chunk, True, header)
+        if started is None:
+            data = bytes(pending)
             pending.clear()
-            maybe_completed = True
-            written = await loop.run_in_executor(
-                archive.pool, archive.store.put, archive.store.records, key, sealed, retain, "application/octet-stream"
+            return await loop.run_in_executor(
+                archive.pool, _store_small, archive, meta, who, sha256, content_type, existing, reason, data
             )
-        else:
-            await submit(bytes(pending), last=True)
-            pending.clear()
-            etags = list(await asyncio.gather(*parts))
-            maybe_completed = True
-            written = await loop.run_in_executor(None, archive.store.complete_upload, key, upload_id, etags)
+        await submit(bytes(pending), last=True)
+        pending.clear()
+        etags = list(await asyncio.gather(*parts))
+        record_id, version, _env, _cipher, retain, upload_id = started
+        maybe_completed = True
+        written = await loop.run_in_executor(
+            None, archive.store.complete_upload, object_key(record_id, version), upload_id, etags
+        )
         await loop.run_in_executor(
             None, commit_version, archive, record_id, version, written.version_id, written.etag, total, upload_id
         )
@@ -264,19 +318,19 @@ async def ingest(
             f.cancel()
         if parts:
             await asyncio.gather(*parts, return_exceptions=True)
+        if started is None:
+            raise
+        record_id, version, _env, _cipher, retain, upload_id = started
         if maybe_completed and isinstance(exc, StoreUnavailable | asyncio.CancelledError):
             # The object may exist: leave the pending row for the reconciler to settle.
             raise
-        if upload_id is not None:
-            try:
-                await loop.run_in_executor(None, archive.store.abort_upload, key, upload_id)
-            except Exception:
-                raise exc from None  # the reconciler aborts it later (pending row kept)
+        try:
+            await loop.run_in_executor(None, archive.store.abort_upload, object_key(record_id, version), upload_id)
+        except Exception:
+            raise exc from None  # the reconciler aborts it later (pending row kept)
         await loop.run_in_executor(None, drop_pending, archive, record_id, version)
         raise
-    if meta.record_class is RecordClass.MEDICAL and s.medical_retention_from_last_document and meta.patient_id:
-        pidx = patient_index(archive.keys.index_key, meta.patient_id)
-        await loop.run_in_executor(None, archive.extend_patient_records, pidx, retain, record_id, who)
+    await loop.run_in_executor(None, _after_commit, archive, meta, record_id, retain, who)
     return record_id, version
 
 

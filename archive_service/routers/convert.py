@@ -37,6 +37,25 @@ def record_out(row: Any, size: int, sha256: str) -> RecordOut:
     )
 
 
+def current_record(archive: Archive, record_id: str) -> RecordOut:
+    """A record and its current version's size and digest, in one query."""
+    from sqlalchemy import and_, select
+
+    with archive.engine.connect() as conn:
+        row = conn.execute(
+            select(db.records, db.versions.c.size, db.versions.c.sha256)
+            .join(
+                db.versions,
+                and_(
+                    db.versions.c.record_id == db.records.c.record_id,
+                    db.versions.c.version == db.records.c.current_version,
+                ),
+            )
+            .where(db.records.c.record_id == record_id)
+        ).one()
+    return record_out(row, int(row.size or 0), row.sha256)
+
+
 def record_with_version(archive: Archive, row: Any) -> RecordOut:
     with archive.engine.connect() as conn:
         v = db.get_version(conn, row.record_id, row.current_version)

@@ -18,7 +18,7 @@ from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, requ
 from ..ingest import ingest, open_content, parse_range
 from ..models import ErrorOut, IngestOut, RecordMetadata, RecordOut, RetentionIn, RetentionOut
 from ..service import Archive, Conflict
-from .convert import record_with_version
+from .convert import current_record, record_with_version
 
 router = APIRouter(prefix="/records", tags=["records"])
 METADATA_HEADER = "X-Archive-Metadata"
@@ -119,8 +119,7 @@ async def ingest_record(
     body = await stream_in(request, archive, content_length)
     record_id, version = await ingest(archive, meta, who.subject, sha, content_type[:200], body)
     audit_ctx(request)["record_id"] = record_id
-    rec = await run_in_threadpool(archive.record, record_id)
-    out = await run_in_threadpool(record_with_version, archive, rec)
+    out = await run_in_threadpool(current_record, archive, record_id)
     request.app.state.metrics.ingest_bytes.inc(out.size)
     return IngestOut(**out.model_dump(), version=version)
 

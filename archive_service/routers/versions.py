@@ -12,7 +12,7 @@ from ..auth import Role
 from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, require
 from ..ingest import ingest
 from ..models import IngestOut, VersionOut
-from .convert import record_with_version, version_out
+from .convert import current_record, version_out
 from .records import BINARY_BODY, ERRORS, check_sha, parse_metadata, stream_in
 
 router = APIRouter(prefix="/records/{record_id}/versions", tags=["versions"])
@@ -58,7 +58,6 @@ async def correct_record(
     sha = check_sha(x_content_sha256)
     body = await stream_in(request, archive, content_length)
     _, version = await ingest(archive, meta, who.subject, sha, content_type[:200], body, record_id, x_correction_reason)
-    rec = await run_in_threadpool(archive.record, record_id)
-    out = await run_in_threadpool(record_with_version, archive, rec)
+    out = await run_in_threadpool(current_record, archive, record_id)
     request.app.state.metrics.ingest_bytes.inc(out.size)
     return IngestOut(**out.model_dump(), version=version)

@@ -1,0 +1,347 @@
+"""Archive benchmark: ingest through the API vs a direct minio PUT of the same bytes (same store,
+same run), peak RSS of the server during a 2 GiB ingest, search p95 on 1M-record catalogs.
+
+    make bench-archive     (python -m bench.archive [--quick])
+
+Ends with one JSON line: ingest_ratio_1mib, ingest_ratio_256mib, peak_rss_mb_2gib,
+search_p95_ms_sqlite, search_p95_ms_postgres (and the raw figures behind them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from minio import Minio
+from minio.commonconfig import COMPLIANCE
+from minio.objectlockconfig import DAYS, ObjectLockConfig
+from minio.retention import Retention
+from minio.sse import SseS3
+from minio.sseconfig import Rule, SSEConfig
+
+from archive_service.auth import local_signing_key, mint_token
+from archive_service.devstore import DevStore, start_devstore
+from archive_service.settings import ArchiveSettings
+from hdc.procs import ManagedProcess, free_port
+
+from . import archive_search as search
+from .common import Row, json_line, peak_rss_mb, render_table, work_dir
+
+MiB = 1 << 20
+CONCURRENCY = 4
+
+
+class Server:
+    """The archive API as its own process (uvicorn), so its memory is measured alone."""
+
+    def __init__(self, work: Path, store: DevStore, **env: str) -> None:
+        self.state = work
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**store.env(), "HDC_ARCHIVE_STATE_DIR": str(work), "HDC_ARCHIVE_CATALOG": "lab", **env}
+        self.settings = ArchiveSettings(
+            state_dir=work,
+            **{
+                k[len("HDC_ARCHIVE_") :].lower(): v
+                for k, v in env.items()
+                if k in ("HDC_ARCHIVE_KEK", "HDC_ARCHIVE_INDEX_KEY")
+            },
+        )  # type: ignore[arg-type]
+        local_signing_key(self.settings)
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "archive_service.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        self.proc = ManagedProcess("archive", argv, work / "server.log", env=self.env)
+
+    def start(self) -> Server:
+        self.proc.start()
+
+        def ready() -> bool:
+            try:
+                return httpx.get(self.url + "/readyz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self.proc.wait_ready(ready, timeout=600)  # the first start on a 1M catalog checks its schema
+        return self
+
+    def token(self) -> str:
+        return mint_token(self.settings, "bench", ["archivist"], None, ttl_seconds=7200)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def meta(i: int) -> str:
+    return json.dumps(
+        {
+            "record_class": "medical",
+            "subclass": "imaging",
+            "facility": "hu-tunis-nord",
+            "patient_id": f"TN-{i:07d}",
+            "document_date": "2024-05-01",
+            "title": f"Scanner {i}",
+            "author": "Dr Bench",
+            "language": "fr",
+        }
+    )
+
+
+def run_parallel(n: int, work: Callable[[int], None]) -> float:
+    """Run work(0..n-1) on CONCURRENCY threads; returns wall seconds."""
+    lock = threading.Lock()
+    todo = iter(range(n))
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None or errors:
+                return
+            try:
+                work(i)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - t
+
+
+def ingest_pair(server: Server, direct: Minio, bucket: str, size: int, count: int, rounds: int) -> tuple[float, float]:
+    """Median MB/s through the API and by direct PUT, alternating rounds of `count` objects."""
+    data = os.urandom(size)
+    digest = hashlib.sha256(data).hexdigest()
+    token = server.token()
+    clients = threading.local()
+    ours: list[float] = []
+    anchor: list[float] = []
+    until = datetime.now(UTC) + timedelta(days=1)
+
+    def api(i: int) -> None:
+        if not hasattr(clients, "c"):
+            clients.c = httpx.Client(timeout=600)
+        r = clients.c.post(
+            server.url + "/records",
+            content=data,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "X-Archive-Metadata": meta(i),
+                "X-Content-SHA256": digest,
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:300]}")
+
+    def put(i: int) -> None:
+        direct.put_object(
+            bucket,
+            f"direct/{size}/{time.monotonic_ns()}-{i}",
+            io.BytesIO(data),
+            len(data),
+            sse=SseS3(),
+            retention=Retention(COMPLIANCE, until),
+            part_size=8 * MiB,
+            num_parallel_uploads=CONCURRENCY,
+        )
+
+    for _ in range(rounds):
+        anchor.append(size * count / run_parallel(count, put) / 1e6)
+        ours.append(size * count / run_parallel(count, api) / 1e6)
+    return statistics.median(ours), statistics.median(anchor)
+
+
+def big_stream(total: int, block: bytes) -> Iterator[bytes]:
+    for _ in range(total // len(block)):
+        yield block
+
+
+def search_p95(server: Server, queries: list[dict[str, Any]]) -> tuple[float, float, int]:
+    token = server.token()
+    h = {"Authorization": f"Bearer {token}"}
+    times = []
+    hits = 0
+    with httpx.Client(timeout=60) as c:
+        for q in queries[:30]:  # warm-up
+            c.post(server.url + "/search", json=q, headers=h)
+        for q in queries:
+            t = time.perf_counter()
+            r = c.post(server.url + "/search", json=q, headers=h)
+            times.append((time.perf_counter() - t) * 1000)
+            if r.status_code != 200:
+                raise RuntimeError(f"search failed: {r.status_code} {r.text[:300]}")
+            hits += len(r.json()["results"])
+    times.sort()
+    return times[int(0.95 * (len(times) - 1))], statistics.median(times), hits
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, no 1M catalogs (smoke run)")
+    args = ap.parse_args()
+    work = work_dir("archive")
+    notes: list[str] = []
+    result: dict[str, Any] = {}
+    rows: list[Row] = []
+    store = start_devstore(work / "store")
+    try:
+        direct = Minio(store.endpoint, access_key=store.access_key, secret_key=store.secret_key, secure=False)
+        bucket = "bench-direct"
+        direct.make_bucket(bucket, object_lock=True)
+        direct.set_object_lock_config(bucket, ObjectLockConfig(COMPLIANCE, 1, DAYS))
+        direct.set_bucket_encryption(bucket, SSEConfig(Rule.new_sse_s3_rule()))
+        server = Server(work / "a", store, HDC_ARCHIVE_BUCKET_DEFAULT_RETENTION_DAYS="1").start()
+        try:
+            n1 = 16 if args.quick else 96
+            ours, anchor = ingest_pair(server, direct, bucket, MiB, n1, 3)
+            result.update(ingest_mbps_1mib=ours, direct_mbps_1mib=anchor, ingest_ratio_1mib=ours / anchor)
+            rows.append(
+                Row(
+                    "ingest 1 MiB records (4 clients)",
+                    f"{ours:.1f} MB/s",
+                    f"{anchor:.1f} MB/s",
+                    f"{ours / anchor:.2f}",
+                    ">= 0.8",
+                    ours / anchor >= 0.8,
+                )
+            )
+            big = 32 * MiB if args.quick else 256 * MiB
+            ours, anchor = ingest_pair(server, direct, bucket, big, 1, 3)
+            result.update(ingest_mbps_256mib=ours, direct_mbps_256mib=anchor, ingest_ratio_256mib=ours / anchor)
+            rows.append(
+                Row(
+                    f"ingest {big // MiB} MiB record",
+                    f"{ours:.1f} MB/s",
+                    f"{anchor:.1f} MB/s",
+                    f"{ours / anchor:.2f}",
+                    ">= 0.8",
+                    ours / anchor >= 0.8,
+                )
+            )
+        finally:
+            server.stop()
+
+        server = Server(work / "b", store, HDC_ARCHIVE_BUCKET_DEFAULT_RETENTION_DAYS="1").start()
+        try:
+            total = (256 if args.quick else 2048) * MiB
+            block = os.urandom(8 * MiB)
+            h = hashlib.sha256()
+            for piece in big_stream(total, block):
+                h.update(piece)
+            base_rss = peak_rss_mb(server.proc.pid)
+            t = time.perf_counter()
+            r = httpx.post(
+                server.url + "/records",
+                content=big_stream(total, block),
+                timeout=1800,
+                headers={
+                    "Authorization": f"Bearer {server.token()}",
+                    "X-Archive-Metadata": meta(0),
+                    "X-Content-SHA256": h.hexdigest(),
+                },
+            )
+            secs = time.perf_counter() - t
+            if r.status_code != 201:
+                raise RuntimeError(f"2 GiB ingest failed: {r.status_code} {r.text[:300]}")
+            peak = peak_rss_mb(server.proc.pid)
+            result.update(peak_rss_mb_2gib=peak, rss_mb_before_2gib=base_rss, ingest_mbps_2gib=total / secs / 1e6)
+            rows.append(
+                Row(
+                    f"server peak RSS, {total // MiB} MiB ingest",
+                    f"{peak:.0f} MB",
+                    f"{base_rss:.0f} MB idle",
+                    "-",
+                    "< 200 MB",
+                    peak < 200,
+                )
+            )
+            rows.append(Row(f"ingest {total // MiB} MiB streamed", f"{total / secs / 1e6:.1f} MB/s"))
+        finally:
+            server.stop()
+
+        if not args.quick:
+            keys = search.keys()
+            env = {
+                "HDC_ARCHIVE_KEK": keys["kek"],
+                "HDC_ARCHIVE_INDEX_KEY": keys["index_key"],
+                "HDC_ARCHIVE_BUCKET_DEFAULT_RETENTION_DAYS": "1",
+            }
+            qs = search.queries(600)
+            url = search.build_sqlite(notes)
+            server = Server(work / "s", store, HDC_ARCHIVE_DATABASE_URL=url, **env).start()
+            try:
+                p95, p50, hits = search_p95(server, qs)
+            finally:
+                server.stop()
+            result.update(search_p95_ms_sqlite=p95, search_p50_ms_sqlite=p50)
+            rows.append(Row("search p95, 1M records, SQLite (HTTP)", f"{p95:.1f} ms", "-", "-", "< 50 ms", p95 < 50))
+            notes.append(f"SQLite: {len(qs)} queries, p50 {p50:.1f} ms, {hits} results")
+            pg = search.Postgres()
+            try:
+                url = search.build_postgres(pg.start(), notes)
+                server = Server(work / "p", store, HDC_ARCHIVE_DATABASE_URL=url, **env).start()
+                try:
+                    p95, p50, hits = search_p95(server, qs)
+                finally:
+                    server.stop()
+            finally:
+                pg.stop()
+            result.update(search_p95_ms_postgres=p95, search_p50_ms_postgres=p50)
+            rows.append(
+                Row("search p95, 1M records, PostgreSQL (HTTP)", f"{p95:.1f} ms", "-", "-", "< 50 ms", p95 < 50)
+            )
+            notes.append(f"PostgreSQL: {len(qs)} queries, p50 {p50:.1f} ms, {hits} results")
+    finally:
+        store.stop()
+    table = render_table(rows, "")
+    print(table)
+    for n in notes:
+        print(f"note: {n}")
+    if not args.quick:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        Path(__file__).with_name("archive.md").write_text(
+            f"## Archive service\n\n`make bench-archive` ({stamp}, {os.cpu_count()} cores shared with other work; "
+            "SeaweedFS `weed mini` on loopback as the store; 4 concurrent clients; the anchor is a direct `minio` "
+            "SDK PUT of the same bytes into an object-locked, SSE-S3 bucket with the same retention headers)\n\n"
+            + table
+            + "\n\n"
+            + "\n".join(f"- {n}" for n in notes)
+            + "\n"
+        )
+    print(json_line(result))
+
+
+if __name__ == "__main__":
+    main()
