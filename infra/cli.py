@@ -95,7 +95,7 @@ def destroy(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     refresh: bool = typer.Option(False, help="refresh state from the cloud first"),
 ) -> None:
-    """Delete the stack's resources (archive buckets are protected and stay)."""
+    """Delete the stack's resources; archive buckets are retained, protected data volumes refuse."""
     _engine("destroy", stack, yes, False, refresh)
 
 

@@ -231,7 +231,7 @@ class OpenStackTarget(CloudTarget):
                     "hdc_classification": h.classification.value,
                     "hdc_backup_class": spec.backup_class,
                 },
-                opts=pulumi.ResourceOptions(parent=parent, protect=False),
+                opts=pulumi.ResourceOptions(parent=parent, protect=self.settings.protect_data),
             )
             openstack.compute.VolumeAttach(
                 f"{name}-data",

@@ -82,7 +82,7 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
             ),
         )
     all_groups = {k: v for p in platforms.values() for k, v in p.group_ids.items()}
-    rules = security_rules(cat)
+    rules = security_rules(cat, settings.management_ports)
     for comp in platforms.values():
         comp.add_rules(rules, all_groups, target)
 
@@ -95,6 +95,7 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
                 buckets=buckets,
                 user_name=f"{settings.prefix}-archive",
                 connection=MinioConnection.from_config(settings.minio_secure),
+                protect=settings.protect_data,
             ),
         )
 

@@ -3,7 +3,7 @@
 Least privilege: one security group per platform tier, default rules deleted, and only
   - the platform's declared flows (ingress on the target tier from the source tier's group,
     and the matching egress on the source tier),
-  - SSH from the management zone to every tier,
+  - the management ports (SSH, node exporter; `hdc:managementPorts`) from the management zone to every tier,
   - HTTPS from anywhere to the web tiers of public platforms in the DMZ,
   - egress from every tier to the management zone's infrastructure services (DNS, NTP, proxy),
   - egress to anywhere from management-zone tiers on the ports they need to run the network.
@@ -11,13 +11,15 @@ Least privilege: one security group per platform tier, default rules deleted, an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from inventory.model import Catalog, Exposure, Platform, Tier, ZoneKind
 
 WORLD = "0.0.0.0/0"
-SSH_PORT = 22
+# What the management zone reaches on every host: SSH, and the node exporter for monitoring.
+DEFAULT_MANAGEMENT_PORTS: tuple[int, ...] = (22, 9100)
 PUBLIC_WEB_PORTS: tuple[int, ...] = (443,)
 # What every host reaches in the management zone: DNS, NTP, the package/HTTP proxy, syslog.
 MANAGEMENT_SERVICES: tuple[tuple[Literal["tcp", "udp"], int], ...] = (
@@ -27,12 +29,10 @@ MANAGEMENT_SERVICES: tuple[tuple[Literal["tcp", "udp"], int], ...] = (
     ("tcp", 3128),
     ("tcp", 6514),
 )
-# What management-zone hosts reach anywhere: SSH to hosts, SNMP to routers, HTTPS to exporters and APIs.
+# What management-zone hosts reach anywhere besides the management ports: SNMP on routers, HTTPS APIs.
 MANAGEMENT_OUTBOUND: tuple[tuple[Literal["tcp", "udp"], int], ...] = (
-    ("tcp", 22),
     ("udp", 161),
     ("tcp", 443),
-    ("tcp", 9100),
 )
 
 
@@ -75,7 +75,7 @@ def is_public_web(cat: Catalog, plat: Platform, tier: Tier) -> bool:
     return plat.exposure is Exposure.PUBLIC and tier.name.value == "web" and _zone_kind(cat, tier) is ZoneKind.DMZ
 
 
-def security_rules(cat: Catalog) -> list[RuleSpec]:
+def security_rules(cat: Catalog, management_ports: Sequence[int] = DEFAULT_MANAGEMENT_PORTS) -> list[RuleSpec]:
     """Every rule of every group, sorted and without duplicates."""
     platforms = {p.id: p for p in cat.platforms}
     mgmt = management_cidrs(cat)
@@ -91,14 +91,16 @@ def security_rules(cat: Catalog) -> list[RuleSpec]:
         for tier in plat.tiers:
             key = group_key(plat.id, tier.name.value)
             for cidr in mgmt:
-                rules.add(RuleSpec(key, "ingress", "tcp", SSH_PORT, remote_cidr=cidr, reason="management SSH"))
+                for port in management_ports:
+                    rules.add(RuleSpec(key, "ingress", "tcp", port, remote_cidr=cidr, reason="management"))
                 for proto, port in MANAGEMENT_SERVICES:
                     rules.add(RuleSpec(key, "egress", proto, port, remote_cidr=cidr, reason="management services"))
             if is_public_web(cat, plat, tier):
                 for port in PUBLIC_WEB_PORTS:
                     rules.add(RuleSpec(key, "ingress", "tcp", port, remote_cidr=WORLD, reason="public web"))
             if _zone_kind(cat, tier) is ZoneKind.MANAGEMENT:
-                for proto, port in MANAGEMENT_OUTBOUND:
+                outbound = [*MANAGEMENT_OUTBOUND, *(("tcp", p) for p in management_ports)]
+                for proto, port in outbound:
                     rules.add(RuleSpec(key, "egress", proto, port, remote_cidr=WORLD, reason="network operations"))
     return sorted(rules)
 

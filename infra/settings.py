@@ -7,7 +7,7 @@ Only non-secret settings live here; provider credentials come from `pulumi confi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +44,12 @@ class StackSettings(BaseModel):
     ca_validity_days: int = Field(3650, alias="caValidityDays", ge=30, le=7300)
     cert_validity_days: int = Field(365, alias="certValidityDays", ge=1, le=825)
     organization: str = "Ministry of Health"
+    management_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [22, 9100],
+        alias="managementPorts",
+        description="TCP ports open from the management zone",
+    )
+    protect_data: bool = Field(True, alias="protectData", description="protect data volumes and buckets from deletion")
 
     @property
     def prefix(self) -> str:
@@ -77,6 +83,8 @@ _KEYS = {
     "caValidityDays": int,
     "certValidityDays": int,
     "organization": str,
+    "managementPorts": list,
+    "protectData": bool,
 }
 
 

@@ -104,6 +104,7 @@ class ArchiveStorageArgs:
     buckets: list[BucketSpec]
     user_name: str
     connection: MinioConnection
+    protect: bool = True
 
 
 class ArchiveStorage(pulumi.ComponentResource):
@@ -122,7 +123,8 @@ class ArchiveStorage(pulumi.ComponentResource):
                 acl="private",
                 object_locking=True,
                 force_destroy=False,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
+                # Protected against `up` replacing it; retained by `destroy`: records outlive stacks.
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True),
             )
             minio.S3BucketVersioning(
                 spec.name,

@@ -199,6 +199,7 @@ world_ingress_only_dmz_web = StackValidationPolicy(
 
 
 def _management_from_management_zone(args: StackValidationArgs, report: ReportViolation) -> None:
+    ports = {int(p) for p in args.get_config().get("managementPorts", MANAGEMENT_PORTS)}
     mgmt: list[IPv4Network] = []
     for subnet in _by_type(args.resources, SUBNET):
         if tag_value(subnet.props, "hdc-zone-kind") == "management" and subnet.props.get("cidr"):
@@ -210,7 +211,7 @@ def _management_from_management_zone(args: StackValidationArgs, report: ReportVi
         lo, hi = _ports(props)
         if props.get("direction") != "ingress" or lo is None or hi is None:
             continue
-        if not any(lo <= p <= hi for p in MANAGEMENT_PORTS) or props.get("remoteGroupId"):
+        if not any(lo <= p <= hi for p in ports) or props.get("remoteGroupId"):
             continue
         prefix = props.get("remoteIpPrefix")
         try:
@@ -226,7 +227,7 @@ def _management_from_management_zone(args: StackValidationArgs, report: ReportVi
 
 management_from_management_zone = StackValidationPolicy(
     name="management-only-from-management-zone",
-    description="SSH reaches hosts only from the management zone's subnets.",
+    description="Management ports (SSH; pack config managementPorts) are reachable only from the management zone.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_management_from_management_zone,
 )

@@ -46,6 +46,8 @@ class Recorded:
     id: str
     urn: str = ""
     parent: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
 
     @property
     def props(self) -> dict[str, Any]:
@@ -203,8 +205,8 @@ class MockCloud(Mocks):
         elif typ == "pulumi-python:dynamic:Resource":
             rid = plain["bucket"]
             out.update(appliedMode=plain["mode"], appliedDuration=f"{plain['years']} Years")
-        urn, parent = getattr(self.local, "current", ("", ""))
-        self.records.append(Recorded(typ, args.name, inputs, out, rid, urn, parent))
+        urn, parent, protect, retain = getattr(self.local, "current", ("", "", False, False))
+        self.records.append(Recorded(typ, args.name, inputs, out, rid, urn, parent, protect, retain))
         return rid, out
 
 
@@ -217,11 +219,12 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         # Registrations run on executor threads; new_resource runs on this one, during super().
-        self.cloud.local.current = (self.make_urn(request.parent, request.type, request.name), request.parent)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.cloud.local.current = (urn, request.parent, bool(request.protect), bool(request.retainOnDelete))
         try:
             return super().RegisterResource(request)
         finally:
-            self.cloud.local.current = ("", "")
+            self.cloud.local.current = ("", "", False, False)
 
 
 @dataclass

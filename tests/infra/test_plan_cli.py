@@ -170,6 +170,12 @@ def test_settings_name_the_bad_key() -> None:
     _with_config({"hdc:catalog": "lab", "hdc:certValidityDays": "5000"})
     with pytest.raises(SettingsError, match="hdc:certValidityDays"):
         read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:managementPorts": '["ssh"]'})
+    with pytest.raises(SettingsError, match="hdc:managementPorts"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:managementPorts": "[22, 70000]"})
+    with pytest.raises(SettingsError, match="hdc:managementPorts"):
+        read_settings()
     _with_config({"hdc:catalog": "lab"})
     settings = read_settings()
     assert settings.environment == "lab" and settings.target == "openstack" and settings.prefix == "hdc-lab"

@@ -192,6 +192,11 @@ def test_management_only_from_management_zone() -> None:
         rules.SEC_GROUP_RULE, "all", _rule(portRangeMin=1, portRangeMax=1024, remoteIpPrefix="10.0.0.0/8")
     )
     assert len(check_stack(rules.management_from_management_zone, [mgmt, good, from_app, wide_range])) == 2
+    exporter = policy_resource(
+        rules.SEC_GROUP_RULE, "ne", _rule(portRangeMin=9100, portRangeMax=9100, remoteIpPrefix="10.20.1.0/24")
+    )
+    assert check_stack(rules.management_from_management_zone, [mgmt, exporter]) == []
+    assert check_stack(rules.management_from_management_zone, [mgmt, exporter], {"managementPorts": [22, 9100]})
 
 
 # -- every volume holding medical data encrypted ------------------------------------------

@@ -122,7 +122,7 @@ def test_security_rules_are_exactly_the_declared_flows(example: tuple[Catalog, P
             flows_in.add((dst, f.protocol, f.port, src))
             flows_out.add((src, f.protocol, f.port, dst))
     every_group = {f"{p.id}-{t.name.value}" for p in cat.platforms for t in p.tiers}
-    ssh = {(g, "tcp", 22, cidr) for g in every_group for cidr in mgmt}
+    ssh = {(g, "tcp", port, cidr) for g in every_group for cidr in mgmt for port in (22, 9100)}  # hdc:managementPorts
     web = {
         (f"{p.id}-{t.name.value}", "tcp", 443, "0.0.0.0/0")
         for p in cat.platforms
@@ -203,6 +203,7 @@ def test_medical_volumes_use_the_encrypted_pool_type(example: tuple[Catalog, Pro
         m = vol.props["metadata"]
         tier = tiers[(m["hdc_platform"], m["hdc_tier"])]
         assert vol.props["size"] == tier.volume_gb
+        assert vol.protect, "data volumes are protected (hdc:protectData defaults to true)"
         vt = types[vol.props["volumeType"]]
         assert vt["extraSpecs"]["volume_backend_name"] == tier.storage_pool
         assert vt["extraSpecs"]["hdc:encrypted"] == ("true" if pools[tier.storage_pool].encrypted else "false")
@@ -214,6 +215,8 @@ def test_archive_storage_on_minio(example: tuple[Catalog, ProgramRun]) -> None:
     expected = {f"hdc-{run_env(run)}-archive-{r.id}": r for r in cat.retention_classes if r.years > 0}
     assert set(buckets) == set(expected) == set(run.outputs["archive_buckets"])
     assert all(b.props["objectLocking"] is True and b.props["forceDestroy"] is False for b in buckets.values())
+    # records outlive the stack: protected against replacement, retained by `pulumi destroy`
+    assert all(b.protect and b.retain_on_delete for b in buckets.values())
     versioning = {r.props["bucket"]: r.props for r in run.of_type("minio:index/s3BucketVersioning:S3BucketVersioning")}
     retention = {r.props["bucket"]: r.props for r in run.of_type("pulumi-python:dynamic:Resource")}
     lifecycle = {r.props["bucket"]: r.props for r in run.of_type("minio:index/ilmPolicy:IlmPolicy")}
