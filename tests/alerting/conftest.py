@@ -16,9 +16,10 @@ def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smtp]:
 
 
 @pytest.fixture
-def mail(smtp: Smtp) -> Iterator[Smtp]:
-    """The module's SMTP server, emptied before the test."""
+def mail(smtp: Smtp, monkeypatch: pytest.MonkeyPatch) -> Iterator[Smtp]:
+    """The module's SMTP server, emptied before the test; HDC_TEST_NOC_EMAIL is its Apprise URL."""
     smtp.clear()
+    monkeypatch.setenv("HDC_TEST_NOC_EMAIL", smtp.url)
     yield smtp
 
 

@@ -154,7 +154,10 @@ function render() {
   }).join("");
   $("#no-alerts").hidden = alerts.length > 0;
   // regions and tiles
-  const regions = data.regions.filter((r) => facs.some((f) => f.region === r.id));
+  // catalog regions first, then any region a facility names that the catalog does not list
+  const known = new Set(data.regions.map((r) => r.id));
+  const extra = [...new Set(facs.map((f) => f.region).filter((id) => !known.has(id)))].map((id) => ({ id, name: id, name_ar: id }));
+  const regions = [...data.regions, ...extra].filter((r) => facs.some((f) => f.region === r.id));
   $("#regions").innerHTML = regions.map((r) => {
     const rf = facs.filter((f) => f.region === r.id);
     rf.sort((a, b) => (a.kind === "aggregation_site" ? -1 : 0) - (b.kind === "aggregation_site" ? -1 : 0) || fname(a).localeCompare(fname(b)));
