@@ -19,7 +19,7 @@ from inventory.loader import CatalogError, load_catalog
 from . import catalogdb as db
 from .audit import AuditLog
 from .crypto import KeyProvider, LocalKeyring
-from .settings import ArchiveSettings, parse_duration
+from .settings import ArchiveSettings, add_duration, parse_duration
 from .store import ObjectStore
 
 log = logging.getLogger("hdc.archive")
@@ -123,7 +123,7 @@ class Archive:
     def retain_until_for(self, record_class: str, subclass: str, document_date: date) -> datetime:
         """Schedule from the document date; never less than the minimum after ingest."""
         start = datetime.combine(document_date, time(0), tzinfo=UTC)
-        by_law = start + self.settings.retention_for(record_class, subclass)
+        by_law = add_duration(start, self.settings.retention_for(record_class, subclass))
         floor = datetime.now(UTC) + parse_duration(self.settings.min_retention)
         return max(by_law, floor).replace(microsecond=0) + timedelta(seconds=1)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,20 @@ def parse_duration(text: str) -> timedelta:
     if amount <= 0:
         raise ValueError(f"'{text}': a retention duration must be positive")
     return timedelta(seconds=amount * _UNIT_SECONDS[unit])
+
+
+def add_duration(start: datetime, text: str) -> datetime:
+    """start + duration, with years and months on the calendar (20y after 29 Feb lands on 28 Feb)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a duration")
+    amount, unit = int(match.group(1)), match.group(2)
+    if unit in ("y", "mo"):
+        months = start.month - 1 + amount * (12 if unit == "y" else 1)
+        year, month = start.year + months // 12, months % 12 + 1
+        day = min(start.day, calendar.monthrange(year, month)[1])
+        return start.replace(year=year, month=month, day=day)
+    return start + parse_duration(text)
 
 
 class ArchiveSettings(BaseSettings):
@@ -129,9 +144,9 @@ class ArchiveSettings(BaseSettings):
     def keyring_path(self) -> Path:
         return self.kek_file or self.state_dir / "keyring.json"
 
-    def retention_for(self, record_class: str, subclass: str) -> timedelta:
-        text = self.retention.get(f"{record_class}/{subclass}") or self.retention[record_class]
-        return parse_duration(text)
+    def retention_for(self, record_class: str, subclass: str) -> str:
+        """The schedule (duration text) for a class, a class/subclass entry taking precedence."""
+        return self.retention.get(f"{record_class}/{subclass}") or self.retention[record_class]
 
 
 def load_settings(**overrides: object) -> ArchiveSettings:
