@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -245,3 +246,54 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
     sizes = {(c.args["vcpus"], c.args["ram"], c.args["disk"]) for c in cloud.calls}
     assert sizes == {(t.flavor.vcpu, t.flavor.ram_gb * 1024, t.flavor.disk_gb) for p in cat.platforms for t in p.tiers}
     assert {i.props["flavorId"] for i in instances} == {f"flavor-{v}-{r}-{d}" for v, r, d in sizes}
+
+
+def _lab_copy(tmp_path: Path, edit: Callable[[dict], None]) -> Path:
+    dst = tmp_path / "edited"
+    shutil.copytree(CATALOGS_DIR / "lab", dst)
+    dc_file = dst / "datacenter.yaml"
+    doc = yaml.safe_load(dc_file.read_text())
+    edit(doc["datacenter"])
+    dc_file.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    return dst
+
+
+def test_plan_reports_a_zone_out_of_addresses(tmp_path: Path) -> None:
+    def shrink(dc: dict) -> None:
+        app_zone = next(z for z in dc["zones"] if z["id"] == "app")
+        app_zone["subnet"] = "10.20.1.0/28"  # 14 addresses, hosts start at .10
+
+    # the catalog's own checks refuse it, with file and line, before any plan is made
+    edited = _lab_copy(tmp_path, shrink)
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/hdc"), "infra", "plan", "--catalog", str(edited)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "datacenter.yaml:" in proc.stderr and "zone 'app'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plan_warns_without_n_plus_one_headroom(tmp_path: Path) -> None:
+    cat = load_catalog("lab")
+    vcpu = sum(t.flavor.vcpu * t.count for p in cat.platforms for t in p.tiers)
+
+    def two_hosts(dc: dict) -> None:
+        # two hosts that hold the load together, but not one alone
+        dc["clusters"] = [
+            {
+                "id": "lab-kvm",
+                "name": "two hosts",
+                "hosts": 2,
+                "vcpu_per_host": vcpu // 2 + 8,
+                "ram_gb_per_host": 512,
+                "cpu_overcommit": 1.0,
+            }
+        ]
+
+    plan = build_plan(load_catalog(_lab_copy(tmp_path, two_hosts)))
+    assert plan.fits, plan.problems
+    assert any("no N+1 headroom" in w for w in plan.warnings)
+    assert any("soft anti-affinity" in w for w in plan.warnings)  # archive/store has 4 instances on 2 hosts
