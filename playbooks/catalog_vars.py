@@ -65,7 +65,7 @@ def firewall_rules(cat: Catalog, addresses: Mapping[str, str] | None = None) -> 
     for (host, port, proto), (srcs, why) in sorted(merged.items()):
         allowed = [ANYWHERE] if ANYWHERE in srcs else sorted(srcs)
         comment = "from " + ", ".join(sorted(set(why)))
-        rules[host].append(FirewallRule(port=port, protocol=proto, sources=allowed, comment=comment))  # type: ignore[arg-type]
+        rules[host].append(FirewallRule(port=port, protocol=proto, sources=allowed, comment=comment))
     return rules
 
 
@@ -74,10 +74,73 @@ def admin_sources(cat: Catalog) -> list[str]:
     return [str(z.subnet) for z in cat.datacenter.zones if z.kind is ZoneKind.MANAGEMENT]
 
 
+_DOW = {"0": "Sun", "1": "Mon", "2": "Tue", "3": "Wed", "4": "Thu", "5": "Fri", "6": "Sat", "7": "Sun"}
+
+
+def _cron_field(value: str, what: str) -> str:
+    """One cron field as systemd calendar syntax: '*', 'N', 'N,M', '*/S', 'A-B', 'A-B/S'."""
+    if value == "*":
+        return "*"
+    out = []
+    for part in value.split(","):
+        base, _, step = part.partition("/")
+        if step and not step.isdigit():
+            raise ValueError(f"{what} '{value}': step must be a number")
+        if base == "*":
+            base = "0" if what != "day" and what != "month" else "1"
+            out.append(f"{base}/{step}" if step else "*")
+            continue
+        lo, dash, hi = base.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"{what} '{value}': not a number, range or step")
+        rng = f"{int(lo):02d}..{int(hi):02d}" if dash else f"{int(lo):02d}"
+        out.append(f"{rng}/{step}" if step else rng)
+    return ",".join(out)
+
+
+def cron_to_on_calendar(expr: str) -> str:
+    """A 5-field cron expression as a systemd OnCalendar value (the catalog's backup schedules)."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron '{expr}': expected 5 fields (minute hour day month weekday)")
+    minute, hour, day, month, dow = fields
+    days = ""
+    if dow != "*":
+        names = []
+        for part in dow.split(","):
+            lo, dash, hi = part.partition("-")
+            if lo not in _DOW or (dash and hi not in _DOW):
+                raise ValueError(f"cron '{expr}': weekday '{dow}' must use 0-7")
+            names.append(f"{_DOW[lo]}..{_DOW[hi]}" if dash else _DOW[lo])
+        days = ",".join(names) + " "
+    return (
+        f"{days}*-{_cron_field(month, 'month')}-{_cron_field(day, 'day')} "
+        f"{_cron_field(hour, 'hour')}:{_cron_field(minute, 'minute')}:00"
+    )
+
+
+def backup_vars(cat: Catalog) -> dict[str, dict[str, Any]]:
+    """Per platform: the backup schedule, retention and offsite flag of its backup class."""
+    classes = {b.id: b for b in cat.backup_classes}
+    out: dict[str, dict[str, Any]] = {}
+    for plat in cat.platforms:
+        cls = classes.get(plat.backup_class)
+        if cls is None:
+            continue
+        out[plat.id] = {
+            "hdc_backup_on_calendar": cron_to_on_calendar(cls.schedule),
+            "hdc_backup_keep_days": cls.keep_days,
+            "hdc_backup_offsite": cls.offsite,
+        }
+    return out
+
+
 def derived_host_vars(cat: Catalog, addresses: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """`hdc_firewall_allow` for every host the catalog implies, ready for an inventory's host vars."""
+    """Per host: `hdc_firewall_allow` and the backup settings of its platform's backup class."""
+    backups = backup_vars(cat)
+    platform_of = {h.name: h.platform for h in plan_hosts(cat)}
     return {
-        host: {"hdc_firewall_allow": [r.model_dump() for r in rules]}
+        host: {"hdc_firewall_allow": [r.model_dump() for r in rules], **backups.get(platform_of[host], {})}
         for host, rules in firewall_rules(cat, addresses).items()
     }
 

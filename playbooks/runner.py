@@ -23,10 +23,11 @@ from pydantic import BaseModel
 
 from hdc.errors import UserError
 from inventory.ansible import build_inventory
-from inventory.loader import load_catalog
+from inventory.loader import load_catalog, resolve_path
 from inventory.model import Catalog
 
 from .catalog_vars import derived_group_vars, derived_host_vars
+from .monitoring_files import render_monitoring_files
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent
 RESULT_EVENTS = {
@@ -70,6 +71,7 @@ class Inventory(BaseModel):
 
     data: dict[str, Any]
     catalog: Catalog
+    catalog_dir: Path
 
     def host_names(self) -> list[str]:
         return sorted(self.data["all"].get("hosts") or {})
@@ -86,7 +88,10 @@ def inventory_from_catalog(
     only_hosts: set[str] | None = None,
 ) -> Inventory:
     """The inventory a catalog implies; `only_hosts` keeps a subset (hosts that exist so far)."""
-    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+    if isinstance(catalog, Catalog):
+        cat, source = catalog, resolve_path(catalog.name)
+    else:
+        cat, source = load_catalog(catalog), resolve_path(catalog)
     data = build_inventory(cat, addresses, host_vars)
     if only_hosts is not None:
         unknown = only_hosts - set(data["all"]["hosts"])
@@ -95,7 +100,7 @@ def inventory_from_catalog(
         data["all"]["hosts"] = {n: v for n, v in data["all"]["hosts"].items() if n in only_hosts}
         for group in data["all"]["children"].values():
             group["hosts"] = {n: None for n in group["hosts"] if n in only_hosts}
-    return Inventory(data=data, catalog=cat)
+    return Inventory(data=data, catalog=cat, catalog_dir=source)
 
 
 def inventory_from_file(path: Path, catalog: str | Path | None = None) -> Inventory:
@@ -119,7 +124,7 @@ def inventory_from_file(path: Path, catalog: str | Path | None = None) -> Invent
     name = catalog or (data["all"].get("vars") or {}).get("hdc_catalog")
     if not name:
         raise UserError(f"inventory {path}: 'all.vars.hdc_catalog' is missing; pass --catalog to name the catalog")
-    return Inventory(data=data, catalog=load_catalog(name))
+    return Inventory(data=data, catalog=load_catalog(name), catalog_dir=resolve_path(name))
 
 
 def check_limit(inv_dir: Path, limit: str) -> list[str]:
@@ -137,15 +142,30 @@ def check_limit(inv_dir: Path, limit: str) -> list[str]:
     return selected
 
 
-def write_inventory(inv: Inventory, target: Path) -> Path:
+def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] | None = None) -> Path:
     """Write the inventory and its catalog-derived variables into `target` (a directory)."""
     target.mkdir(parents=True, exist_ok=True)
     (target / "10-hosts.yml").write_text(yaml.safe_dump(inv.data, sort_keys=False), encoding="utf-8")
     derived_hosts = derived_host_vars(inv.catalog, inv.addresses())
     present = set(inv.host_names())
+    extravars = extravars or {}
+    monitors = [inv.addresses()[h] for h in sorted(inv.data["all"]["children"].get("monitor", {}).get("hosts") or {})]
+    noc = f"http://{monitors[0]}:8080" if monitors else "http://localhost:8080"
+    files = render_monitoring_files(
+        inv.catalog,
+        target.parent / "files",
+        noc_url=str(extravars.get("hdc_noc_url", noc)),
+        webhook_url=str(extravars.get("hdc_alertmanager_webhook_url", f"{noc}/api/alertmanager")),
+        rules_path=extravars.get("hdc_monitor_rules_file"),
+        notify_path=extravars.get("hdc_monitor_notify_file"),
+    )
     derived = {
         "all": {
-            "vars": derived_group_vars(inv.catalog),
+            "vars": {
+                **derived_group_vars(inv.catalog),
+                "hdc_catalog_dir": str(inv.catalog_dir.resolve()),
+                **files,
+            },
             "hosts": {n: v for n, v in derived_hosts.items() if n in present},
         }
     }
@@ -195,7 +215,7 @@ def run_playbook(
         raise UserError(f"playbook '{playbook}' not found in {PLAYBOOKS_DIR}")
     private = Path(tempfile.mkdtemp(prefix="hdc-configure-"))
     try:
-        inv_dir = write_inventory(inventory, private / "inventory")
+        inv_dir = write_inventory(inventory, private / "inventory", extravars)
         if limit:
             check_limit(inv_dir, limit)
         cmdline = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +14,13 @@ import pytest
 
 from inventory.hosts import plan_hosts
 from inventory.loader import load_catalog
+from inventory.secrets import ensure_secrets
 from playbooks.runner import Inventory, RunResult, inventory_from_catalog, run_playbook
 
 from .hosts import Lab, hosts_available, lab
 from .wheelhouse import ensure_wheelhouse
 
-# The lab catalog's hosts started for real: one of each role, a three-node object store, and
-# epr-app-01, a host the catalog lets reach the archive (its flows) but nothing else.
+# The lab catalog's hosts started for real: one of each role and a three-node object store.
 TEST_HOSTS = (
     "archive-app-01",
     "archive-db-01",
@@ -25,8 +28,10 @@ TEST_HOSTS = (
     "archive-store-02",
     "archive-store-03",
     "noc-app-01",
-    "epr-app-01",
 )
+# Clients with the addresses of two other catalog hosts (bare namespaces, no OS): epr-app-01
+# may reach the archive (a flow in the catalog), appointments-web-01 may reach nothing here.
+PROBES = ("epr-app-01", "appointments-web-01")
 
 SKIP_REASON = hosts_available()
 
@@ -46,8 +51,12 @@ def lab_catalog() -> Any:
 
 @pytest.fixture(scope="session")
 def hosts(tmp_path_factory: pytest.TempPathFactory, lab_catalog: Any) -> Iterator[Lab]:
-    planned = {h.name: str(h.address) for h in plan_hosts(lab_catalog) if h.name in TEST_HOSTS}
-    with lab(tmp_path_factory.mktemp("hosts"), planned) as the_lab:
+    planned = {h.name: str(h.address) for h in plan_hosts(lab_catalog)}
+    with lab(
+        tmp_path_factory.mktemp("hosts"),
+        {n: planned[n] for n in TEST_HOSTS},
+        {n: planned[n] for n in PROBES},
+    ) as the_lab:
         yield the_lab
 
 
@@ -68,11 +77,21 @@ def test_vars(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     from .pki import make_pki
 
     pki = make_pki(tmp_path_factory.mktemp("pki"), TEST_HOSTS)
+    secrets_dir = tmp_path_factory.mktemp("secrets")
+    ensure_secrets(load_catalog("lab"), secrets_dir)
     return {
         "hdc_apt_update_cache": False,
         "hdc_python_wheelhouse": str(wheelhouse),
         "hdc_pki_dir": str(pki),
+        "hdc_secrets_dir": str(secrets_dir),
         "hdc_object_store_backend": "seaweedfs",
+        "hdc_object_store_access_key": "root-" + secrets.token_hex(4),
+        "hdc_object_store_secret_key": secrets.token_urlsafe(24),
+        "hdc_object_store_archive_access_key": "archive-" + secrets.token_hex(4),
+        "hdc_object_store_archive_secret_key": secrets.token_urlsafe(24),
+        "hdc_archive_db_password": secrets.token_urlsafe(18),
+        "hdc_archive_kek": base64.b64encode(os.urandom(32)).decode(),
+        "hdc_archive_index_key": base64.b64encode(os.urandom(32)).decode(),
     }
 
 
@@ -91,7 +110,8 @@ class Converge:
         return result, time.monotonic() - start
 
     def failures(self) -> str:
-        return "\n".join(line for line in self.lines if "failed" in line or "unreachable" in line)[-4000:]
+        bad = [line for line in self.lines if line.lstrip().startswith(("failed", "unreachable"))]
+        return "\n".join(bad or self.lines[-40:])[-5000:]
 
 
 @pytest.fixture(scope="session")

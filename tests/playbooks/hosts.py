@@ -40,6 +40,7 @@ ROOTFS_PACKAGES = tuple(
             "python3",
             "python3-apt",
             "python3-venv",
+            "python3-packaging",
             "iproute2",
             "sudo",
             "systemd-sysv",
@@ -147,6 +148,8 @@ class Lab:
     workdir: Path
     tag: str
     hosts: dict[str, Host] = field(default_factory=dict)
+    probes: dict[str, Host] = field(default_factory=dict)
+    veths: list[str] = field(default_factory=list)
     key: Path | None = None
 
     @property
@@ -164,8 +167,30 @@ class Lab:
             old.unlink(missing_ok=True)
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hdc-test-{self.tag}", "-f", str(self.key)])
 
+    def add_probe(self, name: str, address: str) -> Host:
+        """A bare network namespace with a catalog host's address: a client to test from, no OS."""
+        idx = len(self.hosts) + len(self.probes)
+        probe = Host(name=name, address=address, netns=f"hdch{self.tag}x{idx}", dir=self.workdir / "probes" / name)
+        self.probes[name] = probe
+        self._plug(probe, idx)
+        return probe
+
+    def _plug(self, host: Host, idx: int) -> None:
+        run(["ip", "netns", "add", host.netns])
+        run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+        run(
+            [
+                "ip", "-n", self.switch, "link", "add", f"v{idx}", "type", "veth",
+                "peer", "name", "eth0", "netns", host.netns,
+            ]
+        )  # fmt: skip
+        run(["ip", "-n", self.switch, "link", "set", f"v{idx}", "master", "br0", "up"])
+        run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/{PREFIX_LEN}", "dev", "eth0"])
+        run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+        self.veths.append(f"v{idx}")
+
     def add_host(self, name: str, address: str, rootfs: Path) -> Host:
-        idx = len(self.hosts)
+        idx = len(self.hosts) + len(self.probes)
         host = Host(name=name, address=address, netns=f"hdch{self.tag}x{idx}", dir=self.workdir / "hosts" / name)
         self.hosts[name] = host
         for sub in ("upper", "work", "merged"):
@@ -191,17 +216,7 @@ class Lab:
         (ssh / "authorized_keys").chmod(0o600)
         # A root password exists, so "SSH refuses passwords" is a property of sshd, not of an empty shadow.
         run(["chroot", str(root), "chpasswd"], input=f"root:{os.urandom(9).hex()}\n")
-        run(["ip", "netns", "add", host.netns])
-        run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
-        run(
-            [
-                "ip", "-n", self.switch, "link", "add", f"v{idx}", "type", "veth",
-                "peer", "name", "eth0", "netns", host.netns,
-            ]
-        )  # fmt: skip
-        run(["ip", "-n", self.switch, "link", "set", f"v{idx}", "master", "br0", "up"])
-        run(["ip", "-n", host.netns, "addr", "add", f"{address}/{PREFIX_LEN}", "dev", "eth0"])
-        run(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+        self._plug(host, idx)
         host.proc = ManagedProcess(
             name=f"nspawn-{name}",
             argv=[
@@ -225,7 +240,7 @@ class Lab:
 
     def exec_in(self, where: str, argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run a controller binary inside the network namespace of a host (or 'switch')."""
-        ns = self.switch if where == "switch" else self.hosts[where].netns
+        ns = self.switch if where == "switch" else {**self.hosts, **self.probes}[where].netns
         return run(["ip", "netns", "exec", ns, *argv], check=False, timeout=timeout)
 
     def in_host(self, name: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -271,9 +286,10 @@ class Lab:
             p.stop(signal.SIGKILL)
         for h in self.hosts.values():
             run(["umount", "-l", str(h.merged)], check=False)
+        for h in [*self.hosts.values(), *self.probes.values()]:
             run(["ip", "netns", "del", h.netns], check=False)
-        for idx in range(len(self.hosts)):
-            run(["ip", "-n", self.switch, "link", "del", f"v{idx}"], check=False)
+        for veth in self.veths:
+            run(["ip", "-n", self.switch, "link", "del", veth], check=False)
         run(["ip", "netns", "del", self.switch], check=False)
         for h in self.hosts.values():
             shutil.rmtree(h.dir, ignore_errors=True)
@@ -294,8 +310,8 @@ def hosts_available() -> str | None:
 
 
 @contextlib.contextmanager
-def lab(workdir: Path, hosts: dict[str, str]) -> Iterator[Lab]:
-    """Start the given hosts (name -> address) and tear everything down afterwards."""
+def lab(workdir: Path, hosts: dict[str, str], probes: dict[str, str] | None = None) -> Iterator[Lab]:
+    """Start the given hosts (name -> address) and probes, and tear everything down afterwards."""
     rootfs = ensure_rootfs()
     tag = f"{os.getpid() % 100000:05d}"
     the_lab = Lab(workdir=workdir, tag=tag)
@@ -303,6 +319,8 @@ def lab(workdir: Path, hosts: dict[str, str]) -> Iterator[Lab]:
         the_lab.create_switch()
         for name, address in hosts.items():
             the_lab.add_host(name, address, rootfs)
+        for name, address in (probes or {}).items():
+            the_lab.add_probe(name, address)
         the_lab.wait_ssh()
         yield the_lab
     finally:
