@@ -18,8 +18,9 @@ from .settings import parse_duration
 from .store import StoreRefused
 
 
-def certificate_key(request_id: str) -> str:
-    return f"certificates/{request_id}.json"
+def certificate_key(request_id: str, at: datetime) -> str:
+    """One certificate per execution run (a run interrupted by an outage certifies what it destroyed)."""
+    return f"certificates/{request_id}/{at.strftime('%Y%m%dT%H%M%SZ')}.json"
 
 
 def get_request(archive: Archive, request_id: str) -> Any:
@@ -79,74 +80,106 @@ def approve(archive: Archive, request_id: str, actor: str) -> Any:
 
 
 def execute(archive: Archive, request_id: str, actor: str) -> Any:
-    """Delete every version of every record, then store the certificate (locked) and mark them destroyed."""
+    """Delete every version of every record, then store the certificate (locked) and mark the request.
+
+    If the run stops (store outage, a lock the catalog did not know), the records destroyed so far
+    are still certified and the request is left `partial`; running it again finishes the rest.
+    """
     req = get_request(archive, request_id)
-    if req.status != "approved":
+    if req.status not in ("approved", "partial"):
         raise Conflict(
             f"disposition request {request_id} is {req.status}; it must be approved by a second person first"
         )
     ids = json.loads(req.record_ids)
     at = db.now()
-    recs = _check_destroyable(archive, ids, at)
+    remaining = [rid for rid in ids if archive.record(rid).status != "destroyed"]
+    recs = _check_destroyable(archive, remaining, at)
     destroyed: list[dict[str, Any]] = []
-    for rec in recs:
-        with archive.engine.connect() as conn:
-            vers = db.list_versions(conn, rec.record_id, ("committed",))
-        for v in vers:  # the store checks the lock itself: refusal aborts before the catalog changes
-            try:
-                for key, vid, _latest, _marker in archive.store.list_versions(
-                    archive.store.records, rewrap_key(rec.record_id, v.version)
-                ):
-                    archive.store.delete_version(archive.store.records, key, vid)
-                archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
-            except StoreRefused as exc:
-                until = archive.store.retention(archive.store.records, v.object_key, v.s3_version_id)
-                raise Conflict(f"store refused to destroy {v.object_key}: {exc}", until) from None
-        destroyed.append(
-            {
-                "record_id": rec.record_id,
-                "record_class": rec.record_class,
-                "subclass": rec.subclass,
-                "facility": rec.facility,
-                "title": rec.title,
-                "document_date": str(rec.document_date),
-                "retain_until": db.utc(rec.retain_until).isoformat(),  # type: ignore[union-attr]
-                "versions": [{"version": v.version, "sha256": v.sha256, "size": v.size} for v in vers],
-            }
-        )
+    failure: Exception | None = None
+    try:
+        for rec in recs:
+            destroyed.append(_destroy(archive, rec, at))
+    except Exception as exc:
+        failure = exc
+    if destroyed or failure is None:
+        key = _certify(archive, req, actor, at, destroyed, failure)
         with archive.engine.begin() as conn:
             conn.execute(
-                update(db.versions)
-                .where(db.versions.c.record_id == rec.record_id)
-                .values(state="destroyed", wrapped_dek=b"", prefix=b"")
+                update(db.dispositions)
+                .where(db.dispositions.c.request_id == request_id)
+                .values(
+                    status="partial" if failure else "executed", executed_by=actor, executed_at=at, certificate_key=key
+                )
             )
-            conn.execute(
-                update(db.records)
-                .where(db.records.c.record_id == rec.record_id)
-                .values(status="destroyed", destroyed_at=at, patient_index=None)
-            )
+    if failure is not None:
+        raise failure
+    return get_request(archive, request_id)
+
+
+def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
+    with archive.engine.connect() as conn:
+        vers = db.list_versions(conn, rec.record_id, ("committed",))
+    for v in vers:  # the store checks the lock itself
+        try:
+            for key, vid, _latest, _marker in archive.store.list_versions(
+                archive.store.records, rewrap_key(rec.record_id, v.version)
+            ):
+                archive.store.delete_version(archive.store.records, key, vid)
+            archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
+        except StoreRefused as exc:
+            until = archive.store.retention(archive.store.records, v.object_key, v.s3_version_id)
+            raise Conflict(f"store refused to destroy {v.object_key}: {exc}", until) from None
+    with archive.engine.begin() as conn:
+        conn.execute(
+            update(db.versions)
+            .where(db.versions.c.record_id == rec.record_id)
+            .values(state="destroyed", wrapped_dek=b"", prefix=b"")
+        )
+        conn.execute(
+            update(db.records)
+            .where(db.records.c.record_id == rec.record_id)
+            .values(status="destroyed", destroyed_at=at, patient_index=None)
+        )
+    until = db.utc(rec.retain_until)
+    return {
+        "record_id": rec.record_id,
+        "record_class": rec.record_class,
+        "subclass": rec.subclass,
+        "facility": rec.facility,
+        "title": rec.title,
+        "document_date": str(rec.document_date),
+        "retain_until": until.isoformat() if until else None,
+        "versions": [{"version": v.version, "sha256": v.sha256, "size": v.size} for v in vers],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    out = db.utc(value)
+    return out.isoformat() if out else None
+
+
+def _certify(
+    archive: Archive, req: Any, actor: str, at: datetime, destroyed: list[dict[str, Any]], failure: Exception | None
+) -> str:
     cert = {
         "certificate": "destruction",
-        "request_id": request_id,
+        "request_id": req.request_id,
         "reason": req.reason,
         "requested_by": req.requested_by,
-        "requested_at": db.utc(req.requested_at).isoformat(),  # type: ignore[union-attr]
+        "requested_at": _iso(req.requested_at),
         "approved_by": req.approved_by,
-        "approved_at": db.utc(req.approved_at).isoformat(),  # type: ignore[union-attr]
+        "approved_at": _iso(req.approved_at),
         "executed_by": actor,
         "executed_at": at.isoformat(),
+        "complete": failure is None,
+        "interrupted_by": str(failure) if failure else None,
         "records": destroyed,
     }
     body = json.dumps(cert, indent=1, ensure_ascii=False).encode()
     until = datetime.now(UTC) + parse_duration(archive.settings.certificate_retention)
-    archive.store.put(archive.store.records, certificate_key(request_id), body, until, "application/json")
-    with archive.engine.begin() as conn:
-        conn.execute(
-            update(db.dispositions)
-            .where(db.dispositions.c.request_id == request_id)
-            .values(status="executed", executed_by=actor, executed_at=at, certificate_key=certificate_key(request_id))
-        )
-    return get_request(archive, request_id)
+    key = certificate_key(req.request_id, at)
+    archive.store.put(archive.store.records, key, body, until, "application/json")
+    return key
 
 
 def read_certificate(archive: Archive, request_id: str) -> tuple[str, str, dict[str, Any]]:
