@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hdc.procs import ManagedProcess, free_port
 
-from .common import Sampler, cpu_seconds, peak_rss_mb
+from .common import Sampler, cpu_seconds, peak_rss_mb, rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,12 +33,14 @@ class LinksRun:
     startup_wall_s: float = 0.0
     first_cycle_cpu_s: float = 0.0  # the first cycle also reads the descriptive fields
     first_cycle_s: float = float("nan")
+    first_cycle_in_startup: bool = False  # /healthz answered only after the first cycle
     window_wall_s: float = 0.0
     window_cpu_s: float = 0.0
     rss_after_startup_mb: float = 0.0
     rss_after_first_cycle_mb: float = 0.0
     peak_rss_before_scrape_mb: float = float("nan")
     peak_rss_mb: float = 0.0
+    rss_at_end_mb: float = 0.0  # VmRSS when the window closes
     cycles_done: int = 0  # complete cycles inside the measurement window
     cycle_durations_s: list[float] = field(default_factory=list)
     failed_last_cycle: int | None = None
@@ -115,8 +117,8 @@ def run_links(
     """Start `hdc monitor run` on `catalog`, measure `cycles` steady intervals, stop it by PID.
 
     The window opens when the first cycle (which also reads descriptive fields) has ended and
-    lasts `cycles` intervals: it holds cycles 2 … cycles+1, each a whole cycle, plus one
-    /metrics scrape per interval, halfway between cycles.
+    lasts `cycles` intervals, stretched until the last cycle begun inside it has ended: it holds
+    cycles 2 … cycles+1, whole, plus one /metrics scrape per interval, halfway between cycles.
     """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -133,12 +135,15 @@ def run_links(
         result.startup_wall_s = time.perf_counter() - t_launch
         result.startup_cpu_s = cpu_seconds(proc.pid)
         result.rss_after_startup_mb = peak_rss_mb(proc.pid)
+        at_ready = _cycles(base)
+        # /healthz may first answer only once the first cycle is over (the poller starts first).
+        result.first_cycle_in_startup = at_ready is not None and at_ready[0] >= 1
         proc.wait_ready(lambda: (_cycles(base) or (0,))[0] >= 1, timeout=interval + 60)
         t0 = time.perf_counter()
         cpu0 = cpu_seconds(proc.pid)
         first = _cycles(base)
         result.first_cycle_s = first[1] if first else float("nan")
-        result.first_cycle_cpu_s = cpu0 - result.startup_cpu_s
+        result.first_cycle_cpu_s = float("nan") if result.first_cycle_in_startup else cpu0 - result.startup_cpu_s
         result.rss_after_first_cycle_mb = peak_rss_mb(proc.pid)
         seen_cycles = first[0] if first else 1
         end = t0 + cycles * interval
@@ -162,10 +167,20 @@ def run_links(
                 result.problems.append(f"hdc monitor run exited early:\n{proc.tail()}")
                 break
             time.sleep(max(0.0, min(5.0, end - time.perf_counter(), next_scrape - time.perf_counter())))
+        # The last cycle of the window started before its end; let it finish so that the window
+        # holds whole cycles (the next one starts an interval minus the first cycle's length later).
+        want = (first[0] if first else 1) + cycles
+        deadline = time.perf_counter() + interval
+        while proc.alive() and time.perf_counter() < deadline:
+            now_cycles = _cycles(base)
+            if now_cycles is not None and now_cycles[0] >= want:
+                break
+            time.sleep(0.1)
         result.window_wall_s = time.perf_counter() - t0
         result.window_cpu_s = cpu_seconds(proc.pid) - cpu0
         seen_cycles = _note_cycles(base, seen_cycles, result)
         result.cycles_done = seen_cycles - (first[0] if first else 1)
+        result.rss_at_end_mb = rss_mb(proc.pid)
     result.peak_rss_mb = sampler.peak_rss_mb
     if result.cycles_done < cycles:
         result.problems.append(f"only {result.cycles_done} of {cycles} cycles completed in the window")
