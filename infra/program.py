@@ -59,6 +59,13 @@ class Built:
     outputs: dict[str, Any]
 
 
+def _mapping(values: dict[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:
+    """A dict output, empty included (`Output.all()` of nothing would be a list)."""
+    if not values:
+        return pulumi.Output.from_input({})
+    return pulumi.Output.all(**values)
+
+
 def build(settings: StackSettings, cat: Catalog) -> Built:
     """Declare every resource and export the outputs the configuration step reads."""
     target = make_target(settings)
@@ -110,13 +117,11 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
         "catalog": cat.name,
         "hosts": addresses.apply(lambda a: {n: {"address": a[n], "groups": groups[n]} for n in names}),
         "inventory": addresses.apply(lambda a: build_inventory(cat, a)),
-        "public_addresses": pulumi.Output.all(
-            **{n: h.public_address for n, h in handles.items() if h.public_address is not None}
-        ),
+        "public_addresses": _mapping({n: h.public_address for n, h in handles.items() if h.public_address is not None}),
         "ca_cert_pem": ca.cert_pem,
-        "host_certificates": pulumi.Output.all(**{n: c.cert_pem for n, c in certs.items()}),
-        "host_private_keys": pulumi.Output.secret(pulumi.Output.all(**{n: c.key_pem for n, c in certs.items()})),
-        "security_groups": pulumi.Output.all(**all_groups),
+        "host_certificates": _mapping({n: c.cert_pem for n, c in certs.items()}),
+        "host_private_keys": pulumi.Output.secret(_mapping({n: c.key_pem for n, c in certs.items()})),
+        "security_groups": _mapping(all_groups),
     }
     if storage is not None:
         outputs["archive_buckets"] = storage.bucket_names

@@ -113,5 +113,5 @@ class BucketRetention(Resource):
                 "applied_mode": None,
                 "applied_duration": None,
             },
-            opts,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret_key"])),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -230,6 +231,9 @@ management_from_management_zone = StackValidationPolicy(
     description="Management ports (SSH; pack config managementPorts) are reachable only from the management zone.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_management_from_management_zone,
+    config_schema=PolicyConfigSchema(
+        {"managementPorts": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}}}
+    ),
 )
 
 
@@ -269,7 +273,7 @@ medical_volumes_encrypted = StackValidationPolicy(
     description="Every volume of a medical platform (or without classification) uses an encrypted volume type.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_medical_volumes_encrypted,
-    config_schema=None,
+    config_schema=PolicyConfigSchema({"encryptedVolumeTypes": {"type": "array", "items": {"type": "string"}}}),
 )
 
 
@@ -336,6 +340,7 @@ backup_class = ResourceValidationPolicy(
     description="Every instance and volume carries its platform's backup class.",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_backup_class,
+    config_schema=PolicyConfigSchema({"backupClasses": {"type": "array", "items": {"type": "string"}}}),
 )
 
 

@@ -268,3 +268,21 @@ def test_inventory_from_stack_outputs(example: tuple[Catalog, ProgramRun]) -> No
         inventory_from_outputs(cat, {"hosts": partial})
     with pytest.raises(UserError, match="no 'hosts' output"):
         inventory_from_outputs(cat, {})
+
+
+def test_outputs_are_mappings_even_when_empty() -> None:
+    """A catalog without public platforms still exports `public_addresses` as a mapping."""
+    import pulumi
+    from mockcloud import MockCloud
+
+    from infra.program import _mapping
+
+    pulumi.runtime.set_mocks(MockCloud(), project="hdc-infra", stack="lab", preview=False)
+    seen: list[object] = []
+
+    @pulumi.runtime.test
+    def check() -> pulumi.Output[None]:
+        return _mapping({}).apply(seen.append)
+
+    check()
+    assert seen == [{}]
