@@ -139,14 +139,13 @@ def oid_str(oid: tuple[int, ...]) -> str:
     return ".".join(map(str, oid))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreparedGet:
     """A v2c GetRequest encoded once; `with_request_id` patches only the id."""
 
     template: bytes
     id_offset: int
-    oids: tuple[tuple[int, ...], ...]
-    oid_bodies: tuple[bytes, ...]
+    oid_bodies: tuple[bytes, ...]  # shared between targets asking for the same OIDs
 
     def with_request_id(self, request_id: int) -> bytes:
         if not REQUEST_ID_MIN <= request_id <= REQUEST_ID_MAX:
@@ -156,10 +155,16 @@ class PreparedGet:
 
 
 def prepare_get(
-    community: bytes, oids: tuple[tuple[int, ...], ...], version: int = 1, pdu_tag: int = GET_REQUEST
+    community: bytes,
+    oids: tuple[tuple[int, ...], ...],
+    version: int = 1,
+    pdu_tag: int = GET_REQUEST,
+    bodies: tuple[bytes, ...] | None = None,
 ) -> PreparedGet:
-    """Encode a GetRequest (version 1 = SNMPv2c, 0 = SNMPv1) for `oids` with a placeholder id."""
-    bodies = tuple(oid_body(o) for o in oids)
+    """Encode a GetRequest (version 1 = SNMPv2c, 0 = SNMPv1) for `oids` with a placeholder id;
+    pass `bodies` (the encoded OIDs) to share them between targets."""
+    if bodies is None:
+        bodies = tuple(oid_body(o) for o in oids)
     varbinds = b"".join(tlv(SEQUENCE, tlv(OBJECT_IDENTIFIER, b) + b"\x05\x00") for b in bodies)
     rid = tlv(INTEGER, REQUEST_ID_MIN.to_bytes(4, "big"))
     pdu_body = rid + b"\x02\x01\x00\x02\x01\x00" + tlv(SEQUENCE, varbinds)
@@ -170,7 +175,7 @@ def prepare_get(
     pdu_header_len = len(pdu) - len(pdu_body)
     id_offset = len(message) - len(pdu) + pdu_header_len + 2
     assert message[id_offset : id_offset + 4] == REQUEST_ID_MIN.to_bytes(4, "big")
-    return PreparedGet(message, id_offset, oids, bodies)
+    return PreparedGet(message, id_offset, bodies)
 
 
 def _read_tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:

