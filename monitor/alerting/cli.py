@@ -230,11 +230,15 @@ def export_prometheus(
 @rules_app.command("export-alertmanager")
 def export_alertmanager(
     routes: Path = typer.Option(..., "--routes", help="notification routing file"),
-    webhook_url: str = typer.Option(..., help="where Alertmanager receivers post (your notification relay)"),
+    webhook_url: str | None = typer.Option(
+        None, help="where the receivers post (default: the monitor's relay, {noc_url}/api/alertmanager/webhook)"
+    ),
     rules: Path | None = RulesOpt,
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Alertmanager routing (severity, region), grouping and topology inhibition from the same files."""
-    if not webhook_url.startswith(("http://", "https://")):
+    cfg = load_notify_config(routes)
+    url = webhook_url or f"{cfg.noc_url.rstrip('/')}/api/alertmanager/webhook"
+    if not url.startswith(("http://", "https://")):
         raise UserError("--webhook-url must be an http(s):// URL")
-    _write(dump(alertmanager_config(load_rules(rules), load_notify_config(routes), webhook_url)), output)
+    _write(dump(alertmanager_config(load_rules(rules), cfg, url)), output)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hdc.errors import UserError
 from monitor.alerting.silences import check_silence
+from monitor.notify.alertmanager import AmWebhook, idempotency_key, to_payloads
 from monitor.rules.loader import REPO_ROOT
 from monitor.state import LinkState
 
@@ -127,6 +128,23 @@ def build_router(rt: Alerting) -> APIRouter:
         if alert is None:
             raise HTTPException(404, f"no open alert {alert_id}")
         return alert_json(alert, rt)
+
+    @router.post("/api/alertmanager/webhook")
+    async def alertmanager_webhook(hook: AmWebhook) -> dict[str, Any]:
+        """Receiver for the exported Alertmanager config: render and deliver like our own alerts."""
+        route = next((r for r in rt.notify.routes if r.name == hook.receiver), None)
+        if route is None:
+            raise HTTPException(404, f"receiver '{hook.receiver}' is not a route of the notification routing file")
+        now = time.time()
+        queued = 0
+        for kind, payloads in to_payloads(hook, rt.catalog, rt.rules).items():
+            if payloads:
+                queued += rt.outbox.enqueue_group(
+                    route=route, kind=kind, payloads=payloads, key=idempotency_key(hook, kind), now=now
+                )
+        rt.worker.start()
+        rt.worker.wake()
+        return {"queued": queued}
 
     @router.get("/api/silences")
     async def list_silences(include_expired: bool = False) -> list[dict[str, Any]]:

@@ -24,12 +24,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from inventory.model import Catalog
 from inventory.secrets import SecretError, resolve
 from monitor.alerting.store import Store
 
-from .config import NotifyConfig
+from .config import NotifyConfig, Route
 from .integrations import DeliveryError, Integration, integration_for, warm_up
 from .render import render
 
@@ -102,25 +103,56 @@ class Outbox:
                     for r in db.execute("SELECT payload FROM events WHERE group_id = ? ORDER BY id", (grp["id"],))
                 ]
                 for route in self.config.routes_for(grp["severity"], grp["region"]):
-                    for i, ref in enumerate(route.urls):
-                        key = f"g{grp['id']}-{route.name}-{i}"
-                        title, body = render(
-                            kind=grp["kind"],
-                            payloads=payloads,
-                            lang=route.language,
-                            catalog=self.catalog,
-                            noc_url=self.config.noc_url,
-                            max_names=self.config.grouping.max_names,
-                            ref=key,
-                        )
-                        cur = db.execute(
-                            "INSERT OR IGNORE INTO outbox (idem_key, group_id, route, url_ref, language, title, body,"
-                            " status, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                            (key, grp["id"], route.name, ref, route.language, title, body, now, now),
-                        )
-                        queued += cur.rowcount
+                    queued += self._queue(db, grp["id"], f"g{grp['id']}", route, grp["kind"], payloads, now)
                 db.execute("UPDATE groups SET flushed_at = ? WHERE id = ?", (now, grp["id"]))
         return queued
+
+    def _queue(
+        self,
+        db: Any,
+        group_id: int,
+        key_prefix: str,
+        route: Route,
+        kind: str,
+        payloads: list[dict[str, Any]],
+        now: float,
+    ) -> int:
+        """One outbox row per URL of `route`; the UNIQUE key makes a replayed flush a no-op."""
+        queued = 0
+        for i, ref in enumerate(route.urls):
+            key = f"{key_prefix}-{route.name}-{i}"
+            title, body = render(
+                kind=kind,
+                payloads=payloads,
+                lang=route.language,
+                catalog=self.catalog,
+                noc_url=self.config.noc_url,
+                max_names=self.config.grouping.max_names,
+                ref=key,
+            )
+            cur = db.execute(
+                "INSERT OR IGNORE INTO outbox (idem_key, group_id, route, url_ref, language, title, body,"
+                " status, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                (key, group_id, route.name, ref, route.language, title, body, now, now),
+            )
+            queued += cur.rowcount
+        return queued
+
+    def enqueue_group(self, *, route: Route, kind: str, payloads: list[dict[str, Any]], key: str, now: float) -> int:
+        """Queue an already-grouped notification (Alertmanager's webhook) for one route; idempotent by `key`."""
+        if not payloads:
+            return 0
+        first = payloads[0]
+        with self.store.tx() as db:
+            if db.execute("SELECT 1 FROM outbox WHERE idem_key LIKE ? LIMIT 1", (f"{key}-%",)).fetchone():
+                return 0  # Alertmanager retried a notification we already hold
+            cur = db.execute(
+                "INSERT INTO groups (rule, region, kind, severity, opened_at, flush_at, flushed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (first["rule"], first["region"], kind, first["severity"], now, now, now),
+            )
+            assert cur.lastrowid is not None
+            return self._queue(db, cur.lastrowid, key, route, kind, payloads, now)
 
     def next_flush(self) -> float | None:
         with self.store._lock:

@@ -45,8 +45,13 @@ class Smtp:
         for key in box.iterkeys():
             raw = box.get_bytes(key)
             out.append(email.message_from_bytes(raw, policy=email.policy.default))
+
         # by sending time, then by group number (g<N>-…) for messages sent within the same second
-        out.sort(key=lambda m: (m["Date"].datetime.timestamp(), int(str(m["X-HDC-Notification"]).split("-")[0][1:])))
+        def group(m: EmailMessage) -> int:
+            ref = str(m["X-HDC-Notification"] or "").split("-")[0]
+            return int(ref[1:]) if ref[:1] == "g" and ref[1:].isdigit() else 0
+
+        out.sort(key=lambda m: (m["Date"].datetime.timestamp(), group(m)))
         return out  # type: ignore[return-value]
 
     def clear(self) -> None:
