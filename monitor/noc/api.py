@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hdc.errors import UserError
@@ -56,6 +56,10 @@ def build_router(rt: Alerting) -> APIRouter:
 
     def user_error(exc: UserError) -> HTTPException:
         return HTTPException(status_code=422, detail=str(exc))
+
+    @router.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/noc")
 
     @router.get("/noc", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,10 @@ class AlertingSettings(BaseSettings):
     catalog: str = Field("lab", description="catalog path or shipped name")
     rules: Path | None = Field(None, description="rule file (default: monitor/rules/default.yaml)")
     routes: Path | None = Field(None, description="notification routing file (none: alerts are only shown)")
-    db: Path = Field(Path(".state/monitor/alerts.db"), description="SQLite state file")
+    db: Path = Field(
+        default_factory=lambda: Path(os.environ.get("HDC_MONITOR_STATE_DIR", ".state/monitor")) / "alerts.db",
+        description="SQLite state file (default: $HDC_MONITOR_STATE_DIR/alerts.db, else .state/monitor/alerts.db)",
+    )
     page_refresh: float = Field(2.0, ge=0.2, le=60.0, description="seconds between NOC page refreshes")
     outbox_tick: float = Field(0.25, gt=0.0, le=10.0, description="seconds between outbox passes")
 

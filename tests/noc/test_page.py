@@ -131,3 +131,5 @@ def test_api_refuses_bad_silences_naming_the_field(stack: Stack) -> None:
     r = httpx.get(f"{stack.url}/runbooks/alerts/link-down.md", timeout=5)
     assert r.status_code == 200 and r.text.startswith("# link-down")
     assert httpx.get(f"{stack.url}/runbooks/alerts/..%2F..%2Fpyproject.toml", timeout=5).status_code == 404
+    r = httpx.get(f"{stack.url}/", timeout=5)
+    assert r.status_code == 307 and r.headers["location"] == "/noc"
