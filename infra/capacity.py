@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from inventory.hosts import FIRST_HOST_OFFSET, AddressPlanError, plan_hosts
 from inventory.model import Catalog, Cluster, StoragePool
 
+from .boot import BootPoolError, boot_volume_pool
 from .buckets import archive_buckets
 from .security import RuleSpec, group_key, is_public_web, security_rules
 
@@ -81,6 +82,7 @@ class PoolUse:
     pool: StoragePool
     volumes: int = 0
     gb: int = 0
+    boot_volumes: int = 0
 
 
 @dataclass
@@ -151,6 +153,16 @@ def build_plan(cat: Catalog, bucket_prefix: str | None = None) -> InfraPlan:
                     f"platform '{plat.id}' tier '{tier.name.value}': {tier.count} instances on {use.cluster.hosts} "
                     f"hosts of '{use.cluster.id}': soft anti-affinity (some instances share a host)"
                 )
+            try:
+                boot_pool = boot_volume_pool(cat, plat, tier)
+            except BootPoolError as exc:
+                problems.append(str(exc))
+                boot_pool = None
+            if boot_pool is not None:
+                use.disk_gb -= tier.flavor.disk_gb * tier.count  # not on the hypervisor's disk
+                pools[boot_pool.id].volumes += tier.count
+                pools[boot_pool.id].gb += tier.flavor.disk_gb * tier.count
+                pools[boot_pool.id].boot_volumes += tier.count
             if tier.volume_gb and tier.storage_pool:
                 pool = pools[tier.storage_pool]
                 pool.volumes += tier.count
@@ -266,7 +278,7 @@ def render_plan(plan: InfraPlan) -> str:
         out.append(
             f"  cluster {cl.id:<14} vCPU {c.vcpu:>6} / {c.vcpu_capacity:>8g} ({_pct(c.vcpu, c.vcpu_capacity):>4})"
             f"  RAM {c.ram_gb:>7,} / {c.ram_capacity:>9,.0f} GB ({_pct(c.ram_gb, c.ram_capacity):>4})"
-            f"  boot disks {c.disk_gb:,} GB  instances {c.instances}"
+            f"  local boot disks {c.disk_gb:,} GB  instances {c.instances}"
             f"  [{cl.hosts} hosts × {cl.vcpu_per_host} vCPU × {cl.cpu_overcommit:g}, {cl.ram_gb_per_host} GB × "
             f"{cl.ram_overcommit:g}]"
         )
@@ -274,7 +286,8 @@ def render_plan(plan: InfraPlan) -> str:
         pool = s.pool
         enc = "encrypted" if pool.encrypted else "NOT encrypted"
         out.append(
-            f"  pool    {pool.id:<14} {pool.kind:<10} {enc:<13} volumes {s.volumes:>4}  "
+            f"  pool    {pool.id:<14} {pool.kind:<10} {enc:<13} volumes {s.volumes:>4} "
+            f"(boot {s.boot_volumes:>3})  "
             f"{s.gb:>9,} / {pool.capacity_gb:>9,} GB ({_pct(s.gb, pool.capacity_gb):>4})"
         )
     for w in plan.warnings:

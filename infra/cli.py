@@ -38,12 +38,21 @@ def plan(
                     "vcpu_capacity": c.vcpu_capacity,
                     "ram_gb": c.ram_gb,
                     "ram_capacity_gb": c.ram_capacity,
-                    "boot_disk_gb": c.disk_gb,
+                    "local_boot_disk_gb": c.disk_gb,
                     "instances": c.instances,
                 }
                 for c in result.clusters
             ],
-            "pools": [{"id": p.pool.id, "gb": p.gb, "capacity_gb": p.pool.capacity_gb} for p in result.pools],
+            "pools": [
+                {
+                    "id": p.pool.id,
+                    "volumes": p.volumes,
+                    "boot_volumes": p.boot_volumes,
+                    "gb": p.gb,
+                    "capacity_gb": p.pool.capacity_gb,
+                }
+                for p in result.pools
+            ],
             "buckets": result.buckets,
             "rules": len(result.rules),
         }

@@ -31,6 +31,13 @@ class OpenStackTarget(CloudTarget):
         self.prefix = settings.prefix
         self._flavors: dict[tuple[int, int, int], pulumi.Input[str]] = {}
         self._volume_types: dict[str, pulumi.Input[str]] = {}
+        self._image_id: pulumi.Output[str] | None = None
+
+    def image_id(self) -> pulumi.Output[str]:
+        """The id of `hdc:image` (most recent of that name), looked up once: boot volumes need an id."""
+        if self._image_id is None:
+            self._image_id = openstack.images.get_image_output(name=self.settings.image, most_recent=True).id
+        return self._image_id
 
     # -- networks -------------------------------------------------------------------------
     def zone_networks(self, zones: list[Zone], parent: pulumi.Resource | None) -> dict[str, ZoneNet]:
@@ -196,11 +203,25 @@ class OpenStackTarget(CloudTarget):
             tags=spec.tags,
             opts=opts,
         )
+        boot_devices = None
+        if spec.boot_volume_type is not None:
+            boot_devices = [
+                openstack.compute.InstanceBlockDeviceArgs(
+                    uuid=self.image_id(),
+                    source_type="image",
+                    destination_type="volume",
+                    volume_size=spec.flavor.disk_gb,
+                    volume_type=spec.boot_volume_type,
+                    boot_index=0,
+                    delete_on_termination=True,
+                )
+            ]
         instance = openstack.compute.Instance(
             name,
             name=h.name,
             flavor_id=spec.flavor_id,
-            image_name=self.settings.image,
+            image_name=None if boot_devices else self.settings.image,
+            block_devices=boot_devices,
             key_pair=self.settings.key_pair,
             networks=[openstack.compute.InstanceNetworkArgs(port=port.id)],
             scheduler_hints=[openstack.compute.InstanceSchedulerHintArgs(group=spec.server_group_id)],

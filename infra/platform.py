@@ -10,6 +10,7 @@ import pulumi
 from inventory.hosts import PlannedHost
 from inventory.model import Catalog, Platform, ZoneKind
 
+from .boot import boot_volume_pool
 from .pki import InternalCA, IssuedCert
 from .security import RuleSpec, group_key, is_public_web
 from .target import CloudTarget, HostHandle, HostSpec, ZoneNet
@@ -71,6 +72,8 @@ class HealthPlatform(pulumi.ComponentResource):
             server_group_id = target.server_group(key, policy, self)
             flavor_id = target.flavor(tier.flavor, self)
             volume_type = target.volume_type(pools[tier.storage_pool], self) if tier.storage_pool else None
+            boot_pool = boot_volume_pool(cat, plat, tier)
+            boot_volume_type = target.volume_type(boot_pool, self) if boot_pool else None
             for host in (h for h in args.hosts if h.platform == plat.id and h.tier is tier.name):
                 spec = HostSpec(
                     host=host,
@@ -83,6 +86,7 @@ class HealthPlatform(pulumi.ComponentResource):
                     backup_class=plat.backup_class,
                     volume_gb=tier.volume_gb,
                     volume_type=volume_type,
+                    boot_volume_type=boot_volume_type,
                     tags=tags,
                 )
                 handle = target.host(spec, args.networks[host.zone], self)

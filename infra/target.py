@@ -40,6 +40,7 @@ class HostSpec:
     backup_class: str
     volume_gb: int = 0
     volume_type: pulumi.Input[str] | None = None
+    boot_volume_type: pulumi.Input[str] | None = None  # None: boot from the image on the hypervisor's disk
     tags: list[str] = field(default_factory=list)
 
 

@@ -99,6 +99,16 @@ class MockCloud(Mocks):
                 "disk": a["disk"],
                 "isPublic": True,
             }, []
+        if args.token == "openstack:images/getImage:getImage":
+            name = args.args["name"]
+            return {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"glance/{name}")),
+                "name": name,
+                "minDiskGb": 10,
+                "diskFormat": "qcow2",
+                "containerFormat": "bare",
+                "status": "active",
+            }, []
         raise NotImplementedError(f"no mock for invoke {args.token}")
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:

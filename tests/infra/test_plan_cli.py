@@ -21,6 +21,7 @@ from hdc.errors import UserError
 from infra.capacity import build_plan
 from infra.settings import SettingsError, read_settings
 from inventory.loader import CATALOGS_DIR, load_catalog
+from inventory.model import Catalog
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -58,8 +59,20 @@ def test_plan_json() -> None:
     cat = load_catalog("lab")
     assert {c["id"] for c in data["clusters"]} == {c.id for c in cat.datacenter.clusters}
     ssd = next(p for p in data["pools"] if p["id"] == "ssd")
-    expected = sum(t.volume_gb * t.count for p in cat.platforms for t in p.tiers if t.storage_pool == "ssd")
-    assert ssd["gb"] == expected
+    assert ssd["gb"] == _ssd_gb(cat)
+
+
+def _ssd_gb(cat: Catalog) -> int:
+    """Data volumes on 'ssd', plus boot volumes of medical tiers that have no encrypted pool of their own."""
+    data = sum(t.volume_gb * t.count for p in cat.platforms for t in p.tiers if t.storage_pool == "ssd")
+    boot = sum(
+        t.flavor.disk_gb * t.count
+        for p in cat.platforms
+        if p.classification.value == "medical"
+        for t in p.tiers
+        if t.storage_pool in (None, "ssd")
+    )
+    return data + boot
 
 
 def _shrunk_lab(tmp_path: Path) -> Path:
@@ -94,7 +107,7 @@ def test_plan_fails_clearly_when_the_catalog_does_not_fit(tmp_path: Path) -> Non
     vcpu = sum(t.flavor.vcpu * t.count for p in load_catalog("lab").platforms for t in p.tiers)
     assert f"cluster 'lab-kvm': {vcpu} vCPU needed, capacity 24" in msg
     assert "GB RAM needed" in msg
-    assert "storage pool 'ssd': 2,750 GB of volumes needed, capacity 1,000 GB" in msg
+    assert f"storage pool 'ssd': {_ssd_gb(load_catalog('lab')):,} GB of volumes needed, capacity 1,000 GB" in msg
     # a flavor larger than one host is named with its platform and tier
     assert "platform 'epr' tier 'db': flavor of 32 GB RAM does not fit one host" in msg
     assert "DOES NOT FIT" in result.output
@@ -243,7 +256,11 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
     assert len(instances) == sum(t.count for p in cat.platforms for t in p.tiers)
     # hdc:manageFlavors=false: flavors are looked up (invokes), not created
     assert not [r for r in cloud.records if r.typ == "openstack:compute/flavor:Flavor"]
-    sizes = {(c.args["vcpus"], c.args["ram"], c.args["disk"]) for c in cloud.calls}
+    sizes = {
+        (c.args["vcpus"], c.args["ram"], c.args["disk"])
+        for c in cloud.calls
+        if c.token == "openstack:compute/getFlavor:getFlavor"
+    }
     assert sizes == {(t.flavor.vcpu, t.flavor.ram_gb * 1024, t.flavor.disk_gb) for p in cat.platforms for t in p.tiers}
     assert {i.props["flavorId"] for i in instances} == {f"flavor-{v}-{r}-{d}" for v, r, d in sizes}
 

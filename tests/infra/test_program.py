@@ -286,3 +286,26 @@ def test_outputs_are_mappings_even_when_empty() -> None:
 
     check()
     assert seen == [{}]
+
+
+def test_medical_hosts_boot_from_encrypted_volumes(example: tuple[Catalog, ProgramRun]) -> None:
+    cat, run = example
+    platforms = {p.id: p for p in cat.platforms}
+    tiers = {(p.id, t.name.value): t for p in cat.platforms for t in p.tiers}
+    encrypted = {
+        r.props["name"]
+        for r in run.of_type("openstack:blockstorage/volumeTypeV3:VolumeTypeV3")
+        if r.props["extraSpecs"]["hdc:encrypted"] == "true"
+    }
+    image_ids = {c.args["name"]: None for c in run.cloud.calls if c.token == "openstack:images/getImage:getImage"}
+    assert list(image_ids) == ["debian-12"], "the image is looked up once"
+    for inst in run.of_type(INSTANCE):
+        m = inst.props["metadata"]
+        tier = tiers[(m["hdc_platform"], m["hdc_tier"])]
+        if platforms[m["hdc_platform"]].classification.value == "medical":
+            (bd,) = inst.props["blockDevices"]
+            assert (bd["sourceType"], bd["destinationType"], bd["bootIndex"]) == ("image", "volume", 0)
+            assert bd["volumeSize"] == tier.flavor.disk_gb and bd["volumeType"] in encrypted
+            assert bd["deleteOnTermination"] is True and not inst.props.get("imageName")
+        else:
+            assert inst.props["imageName"] == "debian-12" and not inst.props.get("blockDevices")
