@@ -302,6 +302,17 @@ def render_plan(plan: InfraPlan) -> str:
     return "\n".join(out)
 
 
+def render_rules(rules: list[RuleSpec]) -> str:
+    """Every rule, grouped by security group: what an auditor compares with the declared flows."""
+    out = ["Firewall rules (security group: direction protocol/port remote — why)"]
+    for group, items in rules_by_group(rules).items():
+        out.append(f"  {group}")
+        for r in items:
+            remote = f"group {r.remote_group}" if r.remote_group else r.remote_cidr
+            out.append(f"    {r.direction:<7} {r.protocol}/{r.port:<5} {remote}  — {r.reason}")
+    return "\n".join(out)
+
+
 def rules_by_group(rules: list[RuleSpec]) -> dict[str, list[RuleSpec]]:
     out: dict[str, list[RuleSpec]] = defaultdict(list)
     for r in rules:

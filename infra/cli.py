@@ -10,7 +10,7 @@ import typer
 from hdc.errors import UserError
 from inventory.loader import load_catalog
 
-from .capacity import build_plan, render_plan
+from .capacity import build_plan, render_plan, render_rules
 
 app = typer.Typer(help="Provision the private cloud from the catalog (Pulumi).", no_args_is_help=True)
 
@@ -20,6 +20,7 @@ def plan(
     catalog: str = typer.Option("lab", "--catalog", "-c", help="catalog name (lab, tunisia) or path"),
     bucket_prefix: str | None = typer.Option(None, help="archive bucket prefix (default hdc-<catalog>-archive)"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+    rules: bool = typer.Option(False, "--rules", help="also list every firewall rule, per security group"),
 ) -> None:
     """What the program would build per zone and platform, and whether it fits the clusters and pools."""
     result = build_plan(load_catalog(catalog), bucket_prefix)
@@ -59,6 +60,9 @@ def plan(
         typer.echo(json.dumps(data, indent=2))
     else:
         typer.echo(render_plan(result))
+        if rules:
+            typer.echo("")
+            typer.echo(render_rules(result.rules))
     if not result.fits:
         raise UserError(f"catalog '{result.catalog}' does not fit the data center: " + "; ".join(result.problems))
 

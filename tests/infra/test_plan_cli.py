@@ -41,6 +41,15 @@ def test_plan_lab_fits_and_counts() -> None:
     assert "fits:" in result.output
 
 
+def test_plan_lists_rules_for_audit() -> None:
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab", "--rules"])
+    assert result.exit_code == 0, result.output
+    text = result.output.split("Firewall rules", 1)[1]
+    assert "  epr-db\n" in text
+    assert "ingress tcp/5432  group epr-app  — flow epr/app -> epr/db" in text
+    assert "ingress tcp/443   0.0.0.0/0  — public web" in text
+
+
 def test_plan_national_catalog_fits() -> None:
     if not (CATALOGS_DIR / "tunisia").is_dir():
         pytest.skip("national catalog not present")
