@@ -106,7 +106,6 @@ class LinkExposition:
         self.poller = poller
         self.snapshot = snapshot
         self._labels: dict[str, tuple[Target, str]] = {}
-        self._cached: tuple[Mapping[str, LinkState], list[bytes]] | None = None
         self._gzipped: tuple[Mapping[str, LinkState], bytes, Any] | None = None
 
     def _label_text(self, t: Target) -> str:
@@ -118,49 +117,49 @@ class LinkExposition:
         return got[1]
 
     def render(self) -> bytes:
-        return b"".join(self.render_chunks()[1])
+        """The link series as Prometheus text (rendered on each call: plain scrapes are rare)."""
+        return b"".join(self._families(self.snapshot()))
 
     def render_gzip(self, tail: bytes) -> bytes:
-        """Link series then `tail`, as one gzip stream; the link part is compressed once per
-        snapshot and the compressor's state copied for each scrape."""
-        snap, chunks = self.render_chunks()
+        """Link series then `tail`, as one gzip stream. The link part is compressed once per
+        snapshot, family by family (the 25 MB of text for 10,000 links never exists at once),
+        and the compressor's state is copied for each scrape."""
+        snap = self.snapshot()
         cached = self._gzipped
-        if cached is None or cached[0] is not snap:
+        if cached is None or cached[0] is not snap:  # snapshots are replaced, never mutated
+            self._gzipped = None  # let the previous one go before building the next
             z = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: gzip container
-            cached = (snap, b"".join(z.compress(c) for c in chunks), z)
+            prefix = bytearray()
+            for chunk in self._families(snap):
+                prefix += z.compress(chunk)
+            cached = (snap, bytes(prefix), z)
             self._gzipped = cached
         z = cached[2].copy()
         return cached[1] + z.compress(tail) + z.flush()
 
-    def render_chunks(self) -> tuple[Mapping[str, LinkState], list[bytes]]:
-        """One encoded chunk per family (no 25 MB intermediate strings), cached per snapshot."""
-        snap = self.snapshot()
-        cached = self._cached
-        if cached is not None and cached[0] is snap:  # snapshots are replaced, never mutated
-            return cached
+    def _families(self, snap: Mapping[str, LinkState]) -> Iterator[bytes]:
+        """One encoded family at a time."""
         targets = {rt.target.facility_id: rt.target for rt in self.poller.runtimes.values()}
         rows = [(self._label_text(targets[fid]), st) for fid, st in snap.items() if fid in targets]
-        out: list[bytes] = []
         for name, doc, get in FAMILIES:
-            lines = [f"# HELP {name} {doc}\n# TYPE {name} gauge\n"]
+            out = bytearray(f"# HELP {name} {doc}\n# TYPE {name} gauge\n".encode())
             for labels, st in rows:
                 value = get(st)
                 if value is not None:
-                    lines.append(f"{name}{{{labels}}} {_num(value)}\n")
-            out.append("".join(lines).encode())
-        lines = [
-            "# HELP hdc_link_poll_error 1 for the reason the last poll failed (absent when it succeeded)\n",
-            "# TYPE hdc_link_poll_error gauge\n",
-        ]
-        lines += [
-            f'hdc_link_poll_error{{{labels},reason="{_esc(st.reason or "unknown")}"}} 1.0\n'
-            for labels, st in rows
-            if st.error is not None
-        ]
-        lines += [
-            "# HELP hdc_link_info Descriptive fields of the uplink as read from the router (value is always 1)\n",
-            "# TYPE hdc_link_info gauge\n",
-        ]
+                    out += f"{name}{{{labels}}} {_num(value)}\n".encode()
+            yield bytes(out)
+        out = bytearray(
+            b"# HELP hdc_link_poll_error 1 for the reason the last poll failed (absent when it succeeded)\n"
+            b"# TYPE hdc_link_poll_error gauge\n"
+        )
+        for labels, st in rows:
+            if st.error is not None:
+                out += f'hdc_link_poll_error{{{labels},reason="{_esc(st.reason or "unknown")}"}} 1.0\n'.encode()
+        yield bytes(out)
+        out = bytearray(
+            b"# HELP hdc_link_info Descriptive fields of the uplink as read from the router (value is always 1)\n"
+            b"# TYPE hdc_link_info gauge\n"
+        )
         for labels, st in rows:
             t = targets[st.facility_id]
             counters = "" if st.counters_64bit is None else ("64" if st.counters_64bit else "32")
@@ -173,10 +172,8 @@ class LinkExposition:
                 ("counters", counters),
             )
             more = ",".join(f'{k}="{_esc(v)}"' for k, v in extra)
-            lines.append(f"hdc_link_info{{{labels},{more}}} 1.0\n")
-        out.append("".join(lines).encode())
-        self._cached = (snap, out)
-        return snap, out
+            out += f"hdc_link_info{{{labels},{more}}} 1.0\n".encode()
+        yield bytes(out)
 
 
 class HealthCollector(Collector):
