@@ -240,7 +240,7 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
             "cycle wall time, s (steady cycles in the window)",
             ", ".join(_fmt(d, 1) for d in links.cycle_durations_s) or "none",
         ),
-        Row("/metrics scrape: CPU s per scrape, size MB", _scrape_cell(links)),
+        Row("/metrics scrape (gzip, as Prometheus asks): CPU s, MB of text", _scrape_cell(links)),
         Row(
             "RSS, MiB: peak after start-up / after 1st cycle / before 1st scrape; RSS at end",
             f"{links.rss_after_startup_mb:.0f} / {links.rss_after_first_cycle_mb:.0f} / "

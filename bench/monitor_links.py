@@ -9,6 +9,7 @@ scrapes /metrics as Prometheus would, and notes the CPU that scrape cost on its 
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import time
@@ -58,10 +59,18 @@ class LinksRun:
         return (self.window_cpu_s - sum(self.scrape_cpu_s)) / self.window_wall_s if self.window_wall_s else float("nan")
 
 
-def _get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
+# What Prometheus sends when it scrapes a target (it asks for gzip).
+SCRAPE_HEADERS = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1", "Accept-Encoding": "gzip"}
+
+
+def _get(url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            body = resp.read()
+            if resp.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            return resp.status, body
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
@@ -156,11 +165,14 @@ def run_links(
                 if not result.scrape_cpu_s:
                     result.peak_rss_before_scrape_mb = peak_rss_mb(proc.pid)
                 before = cpu_seconds(proc.pid)
-                status, body = _get(base + "/metrics", timeout=interval)
+                status, body = _get(base + "/metrics", timeout=interval, headers=SCRAPE_HEADERS)
                 result.scrape_cpu_s.append(cpu_seconds(proc.pid) - before)
                 result.scrape_bytes.append(len(body))
+                series = body.count(b"\nhdc_link_up{")
                 if status != 200:
                     result.problems.append(f"/metrics answered HTTP {status}")
+                elif series != links:
+                    result.problems.append(f"/metrics holds {series} hdc_link_up series for {links} links")
                 next_scrape += interval
             seen_cycles = _note_cycles(base, seen_cycles, result)
             if not proc.alive():
