@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,15 @@ def load_alerting_settings(**overrides: object) -> AlertingSettings:
         raise UserError("bad alerting settings:\n  " + "\n  ".join(problems)) from None
 
 
+def _warm_up() -> None:
+    from monitor.notify.integrations import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # only an optimisation
+        log.warning("could not preload Apprise plugins", exc_info=True)
+
+
 class Alerting:
     """Everything alerting needs at run time; the NOC page and the HTTP API read from it."""
 
@@ -75,6 +85,9 @@ class Alerting:
         self.engine = AlertEngine(self.catalog, self.rules, self.store)
         self.outbox = Outbox(self.store, self.notify, self.catalog)
         self.worker = OutboxWorker(self.outbox, clock=clock, tick=settings.outbox_tick)
+        if self.notify.routes:
+            # Apprise loads its ~100 plugins on first use (seconds on a busy host): do it now, not at the first alert
+            threading.Thread(target=_warm_up, name="apprise-warm-up", daemon=True).start()
         self.snapshot: dict[str, LinkState] = {}
         self.last_cycle: float | None = None
         self.last_result = Cycle()

@@ -31,7 +31,7 @@ from inventory.secrets import SecretError, resolve
 from monitor.alerting.store import Store
 
 from .config import NotifyConfig, Route
-from .integrations import DeliveryError, Integration, integration_for, warm_up
+from .integrations import DeliveryError, Integration, integration_for
 from .render import render
 
 log = logging.getLogger(__name__)
@@ -257,10 +257,6 @@ class OutboxWorker:
             self._task = None
 
     async def run(self) -> None:
-        try:
-            await asyncio.to_thread(warm_up)
-        except Exception:  # only an optimisation
-            log.warning("could not preload Apprise plugins", exc_info=True)
         while True:
             try:
                 await self.step()
