@@ -14,6 +14,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import signal
 import statistics
 import sys
 import threading
@@ -211,6 +213,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, no 1M catalogs (smoke run)")
     args = ap.parse_args()
+    # Stop cleanly (servers stopped by PID, store data removed) on Ctrl-C or kill, even in the background.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = work_dir("archive")
     notes: list[str] = []
     result: dict[str, Any] = {}
@@ -325,6 +330,7 @@ def main() -> None:
             notes.append(f"PostgreSQL: {len(qs)} queries, p50 {p50:.1f} ms, {hits} results")
     finally:
         store.stop()
+        shutil.rmtree(work / "store", ignore_errors=True)  # object-locked data: only the filesystem can drop it
     table = render_table(rows, "")
     print(table)
     for n in notes:
