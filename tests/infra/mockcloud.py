@@ -256,7 +256,7 @@ def run_program(catalog: str, extra_config: dict[str, str] | None = None, stack:
     from infra.settings import read_settings
 
     cloud = MockCloud()
-    pulumi.runtime.set_mocks(cloud, project="hdc-infra", stack=stack, preview=False, monitor=RecordingMonitor(cloud))
+    pulumi.runtime.set_mocks(cloud, project="hdc", stack=stack, preview=False, monitor=RecordingMonitor(cloud))
     password = secrets.token_urlsafe(24)
     config = {
         "hdc:catalog": catalog,

@@ -43,7 +43,7 @@ if cmd[:1] in (["preview"], ["up"], ["destroy"]):
     events = [{"preludeEvent": {"config": {}}}]
     op = "delete" if cmd[0] == "destroy" else "create"
     for name in ("hdc-lab-dmz", "hdc-lab-core"):
-        events.append({"resourcePreEvent": {"metadata": {"op": op, "urn": "urn:pulumi:lab::hdc-infra::t::" + name,
+        events.append({"resourcePreEvent": {"metadata": {"op": op, "urn": "urn:pulumi:lab::hdc::t::" + name,
                                                           "type": "openstack:networking/network:Network", "provider": ""}}})
     if violate:
         events.append({"policyEvent": {"message": violate, "color": "never", "policyName": "no-world-open-ingress-except-web",

@@ -176,7 +176,7 @@ def test_stack_files_hold_no_secrets() -> None:
 
 
 def _with_config(config: dict[str, str]) -> None:
-    pulumi.runtime.set_mocks(MockCloud(), project="hdc-infra", stack="lab", preview=True)
+    pulumi.runtime.set_mocks(MockCloud(), project="hdc", stack="lab", preview=True)
     pulumi.runtime.set_all_config(config)
 
 
@@ -243,7 +243,7 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
     from mockcloud import RecordingMonitor
 
     cloud = MockCloud()
-    pulumi.runtime.set_mocks(cloud, project="hdc-infra", stack="lab", preview=True, monitor=RecordingMonitor(cloud))
+    pulumi.runtime.set_mocks(cloud, project="hdc", stack="lab", preview=True, monitor=RecordingMonitor(cloud))
     pulumi.runtime.set_all_config(
         {
             "hdc:catalog": "lab",

@@ -29,7 +29,7 @@ OPTS = PolicyResourceOptions(
 
 
 def _urn(typ: str, name: str) -> str:
-    return f"urn:pulumi:test::hdc-infra::{typ}::{name}"
+    return f"urn:pulumi:test::hdc::{typ}::{name}"
 
 
 def resource_args(

@@ -54,7 +54,7 @@ def _analyze(analyzer: analyzer_pb2_grpc.AnalyzerStub, typ: str, name: str, prop
     s = struct_pb2.Struct()
     s.update(props)
     req = analyzer_pb2.AnalyzeRequest(
-        type=typ, properties=s, urn=f"urn:pulumi:prod::hdc-infra::{typ}::{name}", name=name
+        type=typ, properties=s, urn=f"urn:pulumi:prod::hdc::{typ}::{name}", name=name
     )
     return [d.policyName for d in analyzer.Analyze(req, timeout=30).diagnostics]
 

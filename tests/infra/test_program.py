@@ -277,7 +277,7 @@ def test_outputs_are_mappings_even_when_empty() -> None:
 
     from infra.program import _mapping
 
-    pulumi.runtime.set_mocks(MockCloud(), project="hdc-infra", stack="lab", preview=False)
+    pulumi.runtime.set_mocks(MockCloud(), project="hdc", stack="lab", preview=False)
     seen: list[object] = []
 
     @pulumi.runtime.test
