@@ -53,9 +53,7 @@ def test_pack_announces_every_policy(analyzer: analyzer_pb2_grpc.AnalyzerStub) -
 def _analyze(analyzer: analyzer_pb2_grpc.AnalyzerStub, typ: str, name: str, props: dict) -> list[str]:
     s = struct_pb2.Struct()
     s.update(props)
-    req = analyzer_pb2.AnalyzeRequest(
-        type=typ, properties=s, urn=f"urn:pulumi:prod::hdc::{typ}::{name}", name=name
-    )
+    req = analyzer_pb2.AnalyzeRequest(type=typ, properties=s, urn=f"urn:pulumi:prod::hdc::{typ}::{name}", name=name)
     return [d.policyName for d in analyzer.Analyze(req, timeout=30).diagnostics]
 
 
