@@ -24,7 +24,7 @@ class Integration(ABC):
     """Send one message to one destination; return only once the destination accepted it."""
 
     @abstractmethod
-    def send(self, url: str, title: str, body: str, *, ref: str) -> None: ...
+    def send(self, url: str, title: str, body: str, *, ref: str, timeout: float = 20.0) -> None: ...
 
     @staticmethod
     def describe(url: str) -> str:
@@ -38,8 +38,16 @@ class AppriseIntegration(Integration):
     def prepare(self, url: str, ref: str) -> str:
         return url
 
-    def send(self, url: str, title: str, body: str, *, ref: str) -> None:
-        target = self.prepare(url, ref)
+    @staticmethod
+    def with_timeouts(url: str, timeout: float) -> str:
+        """Apprise's generic connect/read timeouts (cto/rto), unless the URL sets its own."""
+        extra = [f"{k}={timeout:g}" for k in ("cto", "rto") if f"{k}=" not in url]
+        if not extra:
+            return url
+        return url + ("&" if "?" in url else "?") + "&".join(extra)
+
+    def send(self, url: str, title: str, body: str, *, ref: str, timeout: float = 20.0) -> None:
+        target = self.with_timeouts(self.prepare(url, ref), timeout)
         sender = apprise.Apprise()
         if not sender.add(target):
             raise DeliveryError(f"Apprise does not accept the URL {self.describe(url)}")

@@ -201,7 +201,7 @@ class Outbox:
         except SecretError as exc:
             return str(exc)
         try:
-            self.integration(url).send(url, row.title, row.body, ref=row.idem_key)
+            self.integration(url).send(url, row.title, row.body, ref=row.idem_key, timeout=self.config.delivery.timeout)
         except DeliveryError as exc:
             return str(exc)
         except Exception as exc:  # an integration bug must not stop the queue

@@ -197,3 +197,50 @@ def test_shipped_example_routes_file_is_valid() -> None:
     cfg = load_notify_config(path)
     assert isinstance(cfg, NotifyConfig) and {r.language for r in cfg.routes} == {"fr", "ar", "en"}
     assert [r.name for r in cfg.routes_for("critical", "sfax")] == ["noc-oncall", "sfax-regional-team"]
+
+
+def test_a_destination_that_hangs_times_out_and_is_retried(
+    routes_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SMTP server that accepts the connection and never answers must not stall the queue."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # keep it open, say nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    monkeypatch.setenv("HDC_TEST_NOC_EMAIL", f"mailto://127.0.0.1:{port}?from=noc@example.org&to=oncall@example.org")
+    store = Store(tmp_path / "a.db")
+    cfg = load_notify_config(routes_file)
+    cfg = cfg.model_copy(update={"delivery": cfg.delivery.model_copy(update={"timeout": 1.0})})
+    outbox = Outbox(store, cfg, LAB)
+    try:
+        AlertEngine(LAB, load_rules(), store).evaluate(snap(T0, ("hu-sfax",)), T0)
+        outbox.pump_sync(T0)
+        started = time.monotonic()
+        assert outbox.pump_sync(T0 + 30) == 0
+        assert time.monotonic() - started < 10
+        row = store.db.execute("SELECT status, attempts, last_error FROM outbox").fetchone()
+        assert (row["status"], row["attempts"]) == ("pending", 1) and row["last_error"]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for c in held:
+            c.close()
+        server.close()
+        store.close()
