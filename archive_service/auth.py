@@ -119,8 +119,20 @@ class TokenVerifier:
             jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.jwks_url else None
         )
         self._local = None if settings.jwks_url else local_signing_key(settings).public_key()
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
+        """Validate a token; a token already validated is served from a small cache until it expires."""
+        hit = self._cache.get(token)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        who, exp = self._verify(token)
+        if len(self._cache) >= 4096:
+            self._cache.clear()
+        self._cache[token] = (who, exp)
+        return who
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         s = self.settings
         try:
             if self._jwks_client is not None:
@@ -153,4 +165,4 @@ class TokenVerifier:
             raw_roles = raw_roles.split()
         roles = frozenset(Role(r) for r in raw_roles if r in Role._value2member_map_)
         facility = claims.get(s.jwt_facility_claim)
-        return Principal(str(claims["sub"]), roles, str(facility) if facility else None)
+        return Principal(str(claims["sub"]), roles, str(facility) if facility else None), float(claims["exp"])

@@ -67,6 +67,14 @@ def commit_version(
 ) -> None:
     """Step 5: the version becomes visible, and the record shows its latest version."""
     with archive.engine.begin() as conn:
+        if version == 1:  # the pending record row already carries this version's metadata
+            conn.execute(
+                update(db.versions)
+                .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == 1))
+                .values(state="committed", s3_version_id=version_id, etag=etag, size=size, upload_id=upload_id)
+            )
+            conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(status="active"))
+            return
         row = db.get_version(conn, record_id, version)
         assert row is not None
         meta = json.loads(row.meta)
