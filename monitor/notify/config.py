@@ -62,6 +62,7 @@ class Route(Strict):
         default_factory=list, description="empty: every region"
     )
     language: Language = "fr"
+    short: bool = Field(False, description="one-line messages (SMS gateways, pagers)")
     urls: Annotated[list[str], Field(min_length=1, description="Apprise URLs, as env:/file: references")]
 
     @field_validator("urls")

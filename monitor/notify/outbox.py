@@ -129,6 +129,7 @@ class Outbox:
                 noc_url=self.config.noc_url,
                 max_names=self.config.grouping.max_names,
                 ref=key,
+                short=route.short,
             )
             cur = db.execute(
                 "INSERT OR IGNORE INTO outbox (idem_key, group_id, route, url_ref, language, title, body,"

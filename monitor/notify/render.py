@@ -70,6 +70,7 @@ def render(
     noc_url: str,
     max_names: int,
     ref: str,
+    short: bool = False,
 ) -> tuple[str, str]:
     """(title, body) for a group of events of one rule, one region and one kind."""
     if not payloads:
@@ -105,6 +106,8 @@ def render(
         "ref": ref,
     }
     title = _env.get_template(f"{lang}.title.j2").render(ctx).strip()
+    if short:  # SMS and pagers: one line
+        return title, _env.get_template(f"{lang}.short.j2").render({**ctx, "title_line": title}).strip()
     body = _env.get_template(f"{lang}.body.j2").render(ctx).strip() + "\n"
     while "\n\n\n" in body:
         body = body.replace("\n\n\n", "\n\n")

@@ -63,6 +63,15 @@ def test_render_each_language(lang: str, words: list[str]) -> None:
     assert "http://noc:9110/runbooks/alerts/link-down.md" in text
 
 
+def test_short_form_for_sms() -> None:
+    title, text = render(
+        kind="firing", payloads=[PAYLOAD], lang="fr", catalog=LAB, noc_url="http://noc", max_names=5, ref="g1-sms-0",
+        short=True,
+    )  # fmt: skip
+    assert "\n" not in text and text.startswith(title) and "http://noc/runbooks/alerts/link-down.md" in text
+    assert len(text) < 200
+
+
 def test_routes_file_errors_name_line_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "routes.yaml"
     bad.write_text(
@@ -196,7 +205,11 @@ def test_shipped_example_routes_file_is_valid() -> None:
     path = Path(__file__).resolve().parents[2] / "monitor" / "notify" / "routes.example.yaml"
     cfg = load_notify_config(path)
     assert isinstance(cfg, NotifyConfig) and {r.language for r in cfg.routes} == {"fr", "ar", "en"}
-    assert [r.name for r in cfg.routes_for("critical", "sfax")] == ["noc-oncall", "sfax-regional-team"]
+    assert [r.name for r in cfg.routes_for("critical", "sfax")] == [
+        "noc-oncall",
+        "noc-oncall-sms",
+        "sfax-regional-team",
+    ]
 
 
 def test_a_destination_that_hangs_times_out_and_is_retried(
