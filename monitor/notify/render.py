@@ -35,15 +35,19 @@ def fmt_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-def fmt_span(seconds: float) -> str:
+_UNITS = {"fr": ("h", "min", "s"), "en": ("h", "min", "s"), "ar": ("ساعة", "دقيقة", "ثانية")}
+
+
+def fmt_span(seconds: float, lang: str = "en") -> str:
+    h_, m_, s_ = _UNITS.get(lang, _UNITS["en"])
     s = max(0, int(seconds))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     if h:
-        return f"{h} h {m:02d} min"
+        return f"{h} {h_} {m:02d} {m_}"
     if m:
-        return f"{m} min {sec:02d} s"
-    return f"{sec} s"
+        return f"{m} {m_} {sec:02d} {s_}"
+    return f"{sec} {s_}"
 
 
 def runbook_url(runbook: str, noc_url: str) -> str:
@@ -86,7 +90,7 @@ def render(
                 "name": p["facility_name_ar"] if ar else p["facility_name"],
                 "since": fmt_time(p["since"]),
                 "resolved": fmt_time(resolved),
-                "duration": fmt_span((resolved or p["since"]) - p["since"]),
+                "duration": fmt_span((resolved or p["since"]) - p["since"], lang),
                 "value": p.get("value_text") or "—",
                 "aggregation": p.get("aggregation", False),
                 "children": p.get("children", 0),
