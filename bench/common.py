@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
@@ -219,7 +220,7 @@ def json_line(data: dict[str, object]) -> str:
     return json.dumps({k: clean(v) for k, v in data.items()}, sort_keys=True)
 
 
-def parse_json_line(output: str) -> dict[str, object]:
+def parse_json_line(output: str) -> dict[str, Any]:
     """The last line of a benchmark's output, parsed (for tests and tooling that read results)."""
     last = output.strip().splitlines()[-1]
     data = json.loads(last)

@@ -206,7 +206,7 @@ class HttpConnection:
         if "content-length" in headers:
             return status, await self.reader.readexactly(int(headers["content-length"]))
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
                 chunk = await self.reader.readexactly(size + 2)

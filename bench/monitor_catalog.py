@@ -8,7 +8,7 @@ It is a fixture under bench/.work/, not a second list of real facilities.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import yaml
@@ -64,7 +64,9 @@ def build_catalog(endpoints: Sequence[Endpoint], if_index: int = 1, name: str = 
     ]
     datacenter = DataCenter(
         name="Benchmark data center",
-        zones=[Zone(id="mgmt", kind=ZoneKind.MANAGEMENT, name="Management", vlan=130, subnet="10.99.0.0/24")],  # type: ignore[arg-type]
+        zones=[
+            Zone(id="mgmt", kind=ZoneKind.MANAGEMENT, name="Management", vlan=130, subnet=IPv4Network("10.99.0.0/24"))
+        ],
         clusters=[Cluster(id="bench", name="Benchmark cluster", hosts=1, vcpu_per_host=2, ram_gb_per_host=24)],
     )
     return Catalog(
