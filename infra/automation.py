@@ -80,12 +80,27 @@ def run(
 
     progress = Progress(echo)
     packs = [str(POLICY_PACK_DIR)] if policy else None
+    pack_config = POLICY_PACK_DIR / f"config.{stack_name}.json"
+    configs = [str(pack_config)] if policy and pack_config.is_file() else None
     try:
         stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(INFRA_DIR))
         if action == "preview":
-            stack.preview(on_output=echo, on_event=progress.on_event, policy_packs=packs, refresh=refresh, diff=False)
+            stack.preview(
+                on_output=echo,
+                on_event=progress.on_event,
+                policy_packs=packs,
+                policy_pack_configs=configs,
+                refresh=refresh,
+                diff=False,
+            )
         elif action == "up":
-            stack.up(on_output=echo, on_event=progress.on_event, policy_packs=packs, refresh=refresh)
+            stack.up(
+                on_output=echo,
+                on_event=progress.on_event,
+                policy_packs=packs,
+                policy_pack_configs=configs,
+                refresh=refresh,
+            )
         else:
             stack.destroy(on_output=echo, on_event=progress.on_event, refresh=refresh)
     except auto.errors.CommandError as exc:

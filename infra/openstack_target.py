@@ -69,8 +69,7 @@ class OpenStackTarget(CloudTarget):
                 description=f"{zone.name} ({zone.kind.value} zone, VLAN {zone.vlan})",
                 admin_state_up=True,
                 port_security_enabled=True,
-                external=False,
-                shared=False,
+                # external/shared stay unset (false): setting them at all needs admin rights
                 segments=segments,
                 tags=zone_tags(zone),
                 opts=opts,
@@ -126,6 +125,9 @@ class OpenStackTarget(CloudTarget):
         return self._flavors[key]
 
     def volume_type(self, pool: StoragePool, parent: pulumi.Resource | None) -> pulumi.Input[str]:
+        existing = self.settings.volume_types.get(pool.id)
+        if existing is not None:
+            return existing  # made by the cloud admin (with its encryption spec); see docs/infra.md
         if pool.id not in self._volume_types:
             name = f"{self.prefix}-{pool.id}"
             vt = openstack.blockstorage.VolumeTypeV3(

@@ -39,6 +39,9 @@ class StackSettings(BaseModel):
     dns_nameservers: list[str] = Field(default_factory=list, alias="dnsNameservers")
     domain: str = "hdc.internal"
     manage_flavors: bool = Field(True, alias="manageFlavors")
+    volume_types: dict[str, str] = Field(
+        default_factory=dict, alias="volumeTypes", description="storage pool id -> existing volume type name"
+    )
     bucket_prefix: str | None = Field(None, alias="bucketPrefix", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
     minio_secure: bool = Field(True, alias="minioSecure")
     ca_validity_days: int = Field(3650, alias="caValidityDays", ge=30, le=7300)
@@ -78,6 +81,7 @@ _KEYS = {
     "dnsNameservers": list,
     "domain": str,
     "manageFlavors": bool,
+    "volumeTypes": dict,
     "bucketPrefix": str,
     "minioSecure": bool,
     "caValidityDays": int,
@@ -98,7 +102,7 @@ def read_settings(config: pulumi.Config | None = None) -> StackSettings:
                 value: Any = cfg.get_bool(key)
             elif kind is int:
                 value = cfg.get_int(key)
-            elif kind is list:
+            elif kind in (list, dict):
                 value = cfg.get_object(key)
             else:
                 value = cfg.get(key)

@@ -143,3 +143,30 @@ def test_inventory_from_the_stack_outputs(engine: Path, tmp_path: Path, monkeypa
     inv = yaml.safe_load(target.read_text())
     assert {n: h["ansible_host"] for n, h in inv["all"]["hosts"].items()} == {n: h["address"] for n, h in hosts.items()}
     assert "archive-app-01" in inv["all"]["children"]["archive_service"]["hosts"]
+
+
+def test_prod_preview_passes_the_stack_policy_config(engine: Path) -> None:
+    result = runner.invoke(app, ["infra", "preview", "--stack", "prod"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    preview = next(c for c in calls(engine) if c[0] == "preview")
+    assert preview[preview.index("--policy-pack-config") + 1] == str(INFRA_DIR / "policy" / "config.prod.json")
+    lab = runner.invoke(app, ["infra", "preview", "--stack", "lab"])
+    assert lab.exit_code == 0
+    assert "--policy-pack-config" not in [c for c in calls(engine) if c[0] == "preview"][-1]
+
+
+def test_policy_pack_configs_match_the_pack_and_the_stacks() -> None:
+    """Every config file names real policies and settings; prod's encrypted types are the stack's."""
+    from infra.policy import rules
+
+    by_name = {p.name: p for p in rules.POLICIES}
+    for path in (INFRA_DIR / "policy").glob("config.*.json"):
+        stack = path.name.split(".")[1]
+        doc = json.loads(path.read_text())
+        for policy_name, settings in doc.items():
+            policy = by_name[policy_name]
+            assert policy.config_schema is not None
+            assert set(settings) <= set(policy.config_schema.properties), (path, policy_name)
+        stack_cfg = yaml.safe_load((INFRA_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+        types = set(stack_cfg.get("hdc:volumeTypes", {}).values())
+        assert types <= set(doc["medical-volumes-encrypted"]["encryptedVolumeTypes"])

@@ -193,6 +193,9 @@ def test_settings_name_the_bad_key() -> None:
     _with_config({"hdc:catalog": "lab", "hdc:certValidityDays": "5000"})
     with pytest.raises(SettingsError, match="hdc:certValidityDays"):
         read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:volumeTypes": '["ssd"]'})
+    with pytest.raises(SettingsError, match="hdc:volumeTypes"):
+        read_settings()
     _with_config({"hdc:catalog": "lab", "hdc:managementPorts": '["ssh"]'})
     with pytest.raises(SettingsError, match="hdc:managementPorts"):
         read_settings()
@@ -248,6 +251,7 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
         {
             "hdc:catalog": "lab",
             "hdc:manageFlavors": "false",
+            "hdc:volumeTypes": '{"ssd": "luks-ssd", "objects": "luks-hdd"}',
             "minio:minioServer": "127.0.0.1:9000",
             "minio:minioUser": "provisioner",
             "minio:minioPassword": "not-a-real-password",
@@ -272,6 +276,10 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
     }
     assert sizes == {(t.flavor.vcpu, t.flavor.ram_gb * 1024, t.flavor.disk_gb) for p in cat.platforms for t in p.tiers}
     assert {i.props["flavorId"] for i in instances} == {f"flavor-{v}-{r}-{d}" for v, r, d in sizes}
+    # hdc:volumeTypes: the admin's (encrypted) volume types are used, none is created
+    assert not [r for r in cloud.records if r.typ == "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"]
+    volumes = [r for r in cloud.records if r.typ == "openstack:blockstorage/volume:Volume"]
+    assert {v.props["volumeType"] for v in volumes} == {"luks-ssd", "luks-hdd"}
 
 
 def _lab_copy(tmp_path: Path, edit: Callable[[dict], None]) -> Path:

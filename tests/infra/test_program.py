@@ -104,7 +104,8 @@ def test_zone_networks_subnets_and_router(example: tuple[Catalog, ProgramRun]) -
     assert len(run.of_type("openstack:networking/router:Router")) == 1
     assert len(run.of_type("openstack:networking/routerInterface:RouterInterface")) == len(cat.datacenter.zones)
     for net in run.of_type("openstack:networking/network:Network"):
-        assert net.props["external"] is False and net.props["portSecurityEnabled"] is True
+        assert not net.props.get("external") and not net.props.get("shared")
+        assert net.props["portSecurityEnabled"] is True
 
 
 def test_security_rules_are_exactly_the_declared_flows(example: tuple[Catalog, ProgramRun]) -> None:
