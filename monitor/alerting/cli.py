@@ -116,6 +116,36 @@ def ack(
     typer.echo(f"alert #{alert.id} ({alert.rule} {alert.facility}) acknowledged by {alert.ack_by}")
 
 
+@alerts_app.command("outbox")
+def outbox(
+    db: Path | None = DbOpt,
+    requeue_dead: bool = typer.Option(False, "--requeue-dead", help="send messages that were given up again"),
+) -> None:
+    """Notifications waiting or given up (with the last error), and a way to send the dead ones again."""
+    store = _db(db)
+    try:
+        if requeue_dead:
+            with store.tx() as conn:
+                n = conn.execute(
+                    "UPDATE outbox SET status = 'pending', next_attempt_at = ?, created_at = ? WHERE status = 'dead'",
+                    (time.time(), time.time()),
+                ).rowcount
+            typer.echo(f"{n} message(s) queued again")
+        counts = store.counts()
+        rows = store.db.execute(
+            "SELECT idem_key, route, status, attempts, next_attempt_at, last_error, title FROM outbox"
+            " WHERE status != 'sent' ORDER BY id"
+        ).fetchall()
+    finally:
+        store.close()
+    typer.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "outbox empty")
+    for r in rows:
+        typer.echo(
+            f"{r['idem_key']:<24} {r['route']:<16} {r['status']:<8} attempts {r['attempts']:<3} "
+            f"next {fmt_time(r['next_attempt_at'])}  {r['title']}\n    last error: {r['last_error'] or '-'}"
+        )
+
+
 @silence_app.command("add")
 def silence_add(
     reason: str = typer.Option(..., help="why (read by the next shift)"),

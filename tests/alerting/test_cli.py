@@ -73,6 +73,21 @@ def test_operator_errors(db: Path, args: list[str], message: str) -> None:
     assert isinstance(exc, UserError) and message in str(exc), exc
 
 
+def test_outbox_shows_and_requeues_dead_messages(db: Path) -> None:
+    store = Store(db)
+    with store.tx() as conn:
+        conn.execute(
+            "INSERT INTO outbox (idem_key, group_id, route, url_ref, language, title, body, status, attempts,"
+            " next_attempt_at, last_error, created_at) VALUES ('g9-noc-0', 9, 'noc', 'env:X', 'fr', 'T', 'B', 'dead',"
+            " 40, 0, 'connection refused', 0)"
+        )
+    store.close()
+    code, out, _ = run("alerts", "outbox", "--db", str(db))
+    assert code == 0 and "dead: 1" in out and "connection refused" in out
+    code, out, _ = run("alerts", "outbox", "--requeue-dead", "--db", str(db))
+    assert "1 message(s) queued again" in out and "pending: 1" in out
+
+
 def test_missing_state_file(tmp_path: Path) -> None:
     _, _, exc = run("alerts", "list", "--db", str(tmp_path / "none.db"))
     assert isinstance(exc, UserError) and "no alert state file" in str(exc)
