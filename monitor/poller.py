@@ -86,6 +86,9 @@ FULL = (
     "if_speed",
     "if_descr",
 )
+# Discovery without the text fields, for agents that answer the full one with tooBig.
+FULL_LEAN = (*POLL_64, "in_octets", "out_octets", "if_high_speed", "if_speed")
+TOO_BIG = 1  # SNMP error-status tooBig
 OID_NAMES = {
     "uptime": "sysUpTime.0",
     "sys_descr": "sysDescr.0",
@@ -134,9 +137,10 @@ UNREACHABLE = frozenset({"timeout", "auth", "bad_response", "snmp_error"})
 class PollError(Exception):
     """A failed poll of one target: `reason` is a metric label, the message is for operators."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.reason = reason
+        self.status = status  # the agent's error-status, when it sent one
 
 
 Values = dict[str, tuple[int, Any]]  # name -> (BER tag, value)
@@ -158,12 +162,26 @@ class Runtime:
     logged: str | None = None  # the problem last logged, so each is logged once
     sys_descr: str | None = None
     prepared: tuple[tuple[str, ...], ber.PreparedGet] | None = None
+    full_names: tuple[str, ...] = FULL
     v3_transport: Any = None
 
     def names_for_poll(self, discovery_every: int) -> tuple[str, ...]:
         if self.has_ifx is None or self.polls_since_full >= discovery_every:
-            return FULL
+            return self.full_names
         return POLL_64 if self.has_ifx else POLL_32
+
+    def shrink_discovery(self) -> bool:
+        """After tooBig on the full discovery GET: use the lean one. False if already lean."""
+        if self.full_names is FULL_LEAN:
+            return False
+        self.full_names = FULL_LEAN
+        log.warning(
+            "%s (%s): the router answers the discovery request with tooBig; reading it without "
+            "sysName, sysDescr, ifName and ifAlias",
+            self.target.facility_id,
+            self.target.name,
+        )
+        return True
 
 
 def initial_state(t: Target) -> LinkState:
@@ -329,7 +347,7 @@ class Poller:
                 rt.target.credentials.community, oids_for(names, idx), bodies=oid_bodies_for(names, idx)
             )
             p = (names, req)
-            if names is not FULL:
+            if names is not FULL and names is not FULL_LEAN:
                 rt.prepared = p
         return p[1]
 
@@ -354,7 +372,7 @@ class Poller:
         t = rt.target
         where = f".{t.if_index}"
         wall = time.time()
-        full = names is FULL or names == FULL
+        full = names is FULL or names is FULL_LEAN
         tag, up = values["uptime"]
         uptime = up if tag == ber.TIMETICKS else None
         if full:
@@ -385,10 +403,11 @@ class Poller:
         st = rt.state
         sys_name, if_name, if_alias, speed = st.sys_name, st.if_name, st.if_alias, st.speed_bps
         if full:
-            sys_name = _text(*values["sys_name"]) or sys_name
-            rt.sys_descr = _text(*values["sys_descr"]) or rt.sys_descr
-            if_name = _text(*values["if_name"]) or _text(*values["if_descr"]) or if_name
-            if_alias = _text(*values["if_alias"])
+            if "sys_name" in values:  # not in the lean discovery
+                sys_name = _text(*values["sys_name"]) or sys_name
+                rt.sys_descr = _text(*values["sys_descr"]) or rt.sys_descr
+                if_name = _text(*values["if_name"]) or _text(*values["if_descr"]) or if_name
+                if_alias = _text(*values["if_alias"])
             hs_tag, hs = values["if_high_speed"]
             sp_tag, sp = values["if_speed"]
             if hs_tag == ber.GAUGE32 and hs:
@@ -556,7 +575,13 @@ class Poller:
                 self.queue_depth = max(0, self.queue_depth - 1)
                 self.in_flight += 1
                 try:
-                    values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
+                    try:
+                        values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
+                    except PollError as exc:
+                        if not (exc.status == TOO_BIG and names is rt.full_names and rt.shrink_discovery()):
+                            raise
+                        names = rt.full_names
+                        values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
                 except PollError as exc:
                     self.record_failure(rt, exc.reason, str(exc), stats)
                     return
@@ -727,6 +752,9 @@ class _V2cCycle:
         try:
             values = self._values(pend, resp, t.credentials.community)
         except PollError as exc:
+            if exc.status == TOO_BIG and pend.names is rt.full_names and rt.shrink_discovery():
+                self.send(rt, rt.full_names, pend.attempt)
+                return
             self.p.record_failure(rt, exc.reason, str(exc), self.stats)
         else:
             self.p.handle_values(rt, pend.names, values, arrived, self.stats)
@@ -754,7 +782,7 @@ class _V2cCycle:
             name = ber.ERROR_STATUS.get(resp.error_status, str(resp.error_status))
             idx = resp.error_index
             what = f" on {OID_NAMES[pend.names[idx - 1]]}" if 0 < idx <= len(pend.names) else ""
-            raise PollError("agent_error", f"agent answered {name}{what}")
+            raise PollError("agent_error", f"agent answered {name}{what}", status=resp.error_status)
         bodies = oid_bodies_for(pend.names, pend.rt.target.if_index)
         if len(resp.varbinds) != len(bodies):
             raise PollError("bad_response", f"{len(resp.varbinds)} values for {len(bodies)} requested")

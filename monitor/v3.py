@@ -134,7 +134,7 @@ async def get(engine: Any, rt: Runtime, names: tuple[str, ...], settings: Poller
     if err_status:
         idx = int(err_index)
         what = f" on {OID_NAMES[names[idx - 1]]}" if 0 < idx <= len(names) else ""
-        raise PollError("agent_error", f"agent answered {err_status.prettyPrint()}{what}")
+        raise PollError("agent_error", f"agent answered {err_status.prettyPrint()}{what}", status=int(err_status))
     if len(var_binds) != len(oids):
         raise PollError("bad_response", f"{len(var_binds)} values for {len(oids)} requested")
     values: Values = {}

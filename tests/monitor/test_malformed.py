@@ -93,3 +93,44 @@ async def test_each_bad_answer_is_a_named_error_for_its_target_only() -> None:
     }, reasons
     assert "genErr" in (snap["generr"].error or "") and "malformed" in (snap["truncated"].error or "")
     assert poller.stats.failed == len(BEHAVIOURS)
+
+
+def _value_for(oid: tuple[int, ...], now: float) -> object:
+    prefix, col = oid[:-2], oid[-2]
+    if oid == (1, 3, 6, 1, 2, 1, 1, 3, 0):
+        return rfc1902.TimeTicks(int(now * 100) % 2**32)
+    if prefix == (1, 3, 6, 1, 2, 1, 2, 2, 1):
+        if col in (7, 8):
+            return rfc1902.Integer(1)
+        if col == 5:
+            return rfc1902.Gauge32(100_000_000)
+        return rfc1902.Counter32(int(now * 1000) % 2**32)
+    if prefix == (1, 3, 6, 1, 2, 1, 31, 1, 1, 1):
+        return rfc1902.Gauge32(100) if col == 15 else rfc1902.Counter64(int(now * 125_000))
+    return rfc1902.OctetString(b"?")
+
+
+def too_big_for_discovery(rid: int, vbs: list[tuple[object, object]]) -> bytes:
+    if len(vbs) > 13:
+        return response(rid, vbs, error_status=1)
+    now = __import__("time").time()
+    return response(rid, [(o, _value_for(tuple(o), now)) for o, _ in vbs])  # type: ignore[arg-type]
+
+
+async def test_too_big_discovery_falls_back_to_the_lean_request() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: FakeAgents(too_big_for_discovery), local_addr=("127.75.1.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    t = Target("small-mtu", "Small", "district_hospital", "north", "127.75.1.1", port, 2, 10e6, V2cCredentials(b"c"))
+    poller = Poller([t], PollerSettings(interval=5, timeout=0.5, retries=0))
+    try:
+        st = (await poller.run_cycle())["small-mtu"]
+        assert st.reachable and st.link_up and st.error is None and st.speed_bps == 100e6, st
+        await asyncio.sleep(0.5)
+        st = (await poller.run_cycle())["small-mtu"]
+        assert st.in_bps is not None and abs(st.in_bps - 1e6) < 0.05e6, st  # 125,000 octets/s
+    finally:
+        poller.close()
+        transport.close()
