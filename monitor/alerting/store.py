@@ -343,6 +343,16 @@ class Store:
             (alert.id, kind, alert.rule, alert.region, alert.facility, alert.severity, now, json.dumps(payload)),
         )
 
+    def version(self) -> str:
+        """Changes whenever anything the NOC page shows from this file changes (cheap: three aggregates)."""
+        with self._lock:
+            a = self.db.execute(
+                "SELECT COUNT(*), MAX(updated_at), MAX(ack_at), MAX(id) FROM alerts WHERE state != 'resolved'"
+            ).fetchone()
+            s = self.db.execute("SELECT COUNT(*), MAX(id), MAX(expired_at) FROM silences").fetchone()
+            o = self.db.execute("SELECT status, COUNT(*) FROM outbox WHERE status != 'sent' GROUP BY status").fetchall()
+        return repr((tuple(a), tuple(s), [tuple(r) for r in o]))
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self.db.execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status").fetchall()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hdc.errors import UserError
@@ -82,7 +83,15 @@ def build_router(rt: Alerting) -> APIRouter:
         return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
 
     @router.get("/api/noc/state")
-    async def state() -> dict[str, Any]:
+    async def state(request: Request) -> Response:
+        """Everything the page shows; answers 304 while nothing changed (the page asks every few seconds)."""
+        version = hashlib.sha256(f"{rt.last_cycle}|{rt.store.version()}".encode()).hexdigest()[:20]
+        etag = f'"{version}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return JSONResponse(build_state(), headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+    def build_state() -> dict[str, Any]:
         now = time.time()
         alerts = rt.store.open_alerts()
         by_fac: dict[str, list[dict[str, Any]]] = {}

@@ -131,5 +131,14 @@ def test_api_refuses_bad_silences_naming_the_field(stack: Stack) -> None:
     r = httpx.get(f"{stack.url}/runbooks/alerts/link-down.md", timeout=5)
     assert r.status_code == 200 and r.text.startswith("# link-down")
     assert httpx.get(f"{stack.url}/runbooks/alerts/..%2F..%2Fpyproject.toml", timeout=5).status_code == 404
+    not_modified = 0
+    for _ in range(5):  # a poll cycle may end between the two requests: then the tag must differ
+        first = stack.api("/api/noc/state")
+        again = httpx.get(f"{stack.url}/api/noc/state", headers={"If-None-Match": first.headers["etag"]}, timeout=5)
+        if again.status_code == 304:
+            not_modified += 1
+        else:
+            assert again.status_code == 200 and again.headers["etag"] != first.headers["etag"]
+    assert not_modified >= 1
     r = httpx.get(f"{stack.url}/", timeout=5)
     assert r.status_code == 307 and r.headers["location"] == "/noc"

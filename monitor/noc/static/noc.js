@@ -192,7 +192,8 @@ function tile(f) {
 
 async function refresh() {
   try {
-    const r = await fetch("/api/noc/state", { cache: "no-store" });
+    const r = await fetch("/api/noc/state", { cache: "no-cache" });  // revalidates with If-None-Match
+    if (r.status === 304 && data) { $("#stale").hidden = true; return; }
     if (!r.ok) throw new Error(r.status);
     const first = !data;
     data = await r.json();
