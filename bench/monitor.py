@@ -117,6 +117,9 @@ def compare(opts: Options, root: Path, community: str) -> Comparison:
                 result.ours.answered += int(reply["polled"]) - int(reply["failed"])
                 if reply["failed"]:
                     result.ours.problems.append(f"{reply['failed']} failed: {reply['errors']}")
+                if reply["with_rates"] != len(targets):
+                    result.ours.answered -= len(targets) - int(reply["with_rates"])
+                    result.ours.problems.append(f"{len(targets) - reply['with_rates']} links without rates")
 
             # Warm-up, not measured: the poller's first poll of a target also reads its descriptive
             # fields, and the Go runtime sizes its heap and thread pool on the first requests.
@@ -209,7 +212,7 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
             _fmt(ratio(with_exposition, anchor_cpu), 2) + "x",
         ),
         Row(
-            "answers complete (all fields, every target)",
+            "answers complete (all fields, every target; ours: with rates)",
             f"{cmp.ours.answered}/{cmp.ours.asked}",
             f"{cmp.anchor.answered}/{cmp.anchor.asked}",
             target="all",

@@ -168,11 +168,16 @@ def run_links(
                 status, body = _get(base + "/metrics", timeout=interval, headers=SCRAPE_HEADERS)
                 result.scrape_cpu_s.append(cpu_seconds(proc.pid) - before)
                 result.scrape_bytes.append(len(body))
-                series = body.count(b"\nhdc_link_up{")
                 if status != 200:
                     result.problems.append(f"/metrics answered HTTP {status}")
-                elif series != links:
-                    result.problems.append(f"/metrics holds {series} hdc_link_up series for {links} links")
+                # Rates need two polls: from the second scrape on, every link must have one.
+                families = (b"hdc_link_up", b"hdc_link_in_bytes_per_second")[
+                    : 1 if len(result.scrape_cpu_s) == 1 else 2
+                ]
+                for family in families:
+                    series = body.count(b"\n" + family + b"{")
+                    if status == 200 and series != links:
+                        result.problems.append(f"/metrics holds {series} {family.decode()} series for {links} links")
                 next_scrape += interval
             seen_cycles = _note_cycles(base, seen_cycles, result)
             if not proc.alive():
