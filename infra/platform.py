@@ -70,10 +70,12 @@ class HealthPlatform(pulumi.ComponentResource):
             # Hard anti-affinity cannot place more instances than the cluster has hosts.
             policy = "anti-affinity" if tier.count <= clusters[tier.cluster].hosts else "soft-anti-affinity"
             server_group_id = target.server_group(key, policy, self)
-            flavor_id = target.flavor(tier.flavor, self)
-            volume_type = target.volume_type(pools[tier.storage_pool], self) if tier.storage_pool else None
+            # Flavors and volume types are shared by platforms: they hang from the stack, not from
+            # whichever platform asked first (a parent is part of the URN; removing it would replace them).
+            flavor_id = target.flavor(tier.flavor, None)
+            volume_type = target.volume_type(pools[tier.storage_pool], None) if tier.storage_pool else None
             boot_pool = boot_volume_pool(cat, plat, tier)
-            boot_volume_type = target.volume_type(boot_pool, self) if boot_pool else None
+            boot_volume_type = target.volume_type(boot_pool, None) if boot_pool else None
             for host in (h for h in args.hosts if h.platform == plat.id and h.tier is tier.name):
                 spec = HostSpec(
                     host=host,

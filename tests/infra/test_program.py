@@ -52,6 +52,16 @@ def test_every_platform_gets_its_resources(example: tuple[Catalog, ProgramRun]) 
         assert len(by_type.get("openstack:networking/floatingIp:FloatingIp", [])) == public
 
 
+def test_shared_resources_hang_from_the_stack(example: tuple[Catalog, ProgramRun]) -> None:
+    """Flavors and volume types serve every platform: their URNs must not depend on one of them."""
+    _, run = example
+    shared = run.of_type("openstack:compute/flavor:Flavor") + run.of_type(
+        "openstack:blockstorage/volumeTypeV3:VolumeTypeV3"
+    )
+    assert shared
+    assert all("HealthPlatform" not in r.urn for r in shared)
+
+
 def test_instances_sit_on_planned_addresses_with_catalog_sizes(example: tuple[Catalog, ProgramRun]) -> None:
     cat, run = example
     planned = {h.name: h for h in plan_hosts(cat)}
