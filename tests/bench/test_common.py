@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from bench.common import ProcessGone, Row, cpu_seconds, json_line, measure, parse_json_line, peak_rss_mb, render_table
+from hdc.procs import ManagedProcess, wait_until
+
+BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 3: pass\ntime.sleep(60)"
+IDLE = "import time\ntime.sleep(60)"
 
 
-def test_cpu_seconds_counts_a_busy_child_not_an_idle_one() -> None:
-    busy = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\nimport sys; sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-    )
-    idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+def test_cpu_seconds_counts_a_busy_child_not_an_idle_one(tmp_path: Path) -> None:
+    busy = ManagedProcess("busy", [sys.executable, "-c", BUSY], tmp_path / "busy.log").start()
+    idle = ManagedProcess("idle", [sys.executable, "-c", IDLE], tmp_path / "idle.log").start()
     try:
-        time.sleep(0.2)
+        wait_until(lambda: cpu_seconds(busy.pid) >= 0.05, 10, "busy child spinning")
         with measure(busy.pid, idle.pid) as w:
             time.sleep(0.6)
         assert w.per_pid[busy.pid] >= 0.05
@@ -33,8 +30,8 @@ def test_cpu_seconds_counts_a_busy_child_not_an_idle_one() -> None:
         assert w.wall_s >= 0.6
         assert peak_rss_mb(busy.pid) > 1
     finally:
-        for p in (busy, idle):
-            p.communicate(b"")
+        busy.stop()
+        idle.stop()
     with pytest.raises(ProcessGone):
         cpu_seconds(busy.pid)
 
