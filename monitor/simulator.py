@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import pwd
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -222,6 +224,7 @@ class Simulator:
     _datadir: Path | None = field(default=None, init=False)
     _communities: dict[str, str] = field(default_factory=dict, init=False)  # facility -> community
     _v3: dict[str, _V3User] = field(default_factory=dict, init=False)
+    _answered: set[str] = field(default_factory=set, init=False)
 
     def facilities(self) -> list[Facility]:
         return [f for f in self.catalog.polled_facilities() if self.facility_ids is None or f.id in self.facility_ids]
@@ -249,6 +252,12 @@ class Simulator:
             self.expected[fac.id] = exp
             if exp.silent:
                 continue
+            if not ipaddress.ip_address(exp.host).is_loopback:
+                raise UserError(
+                    f"facility {fac.id}: router {exp.host} is not a loopback address; the simulator serves each "
+                    "router on its own address on this machine, so it needs a catalog with 127.x.y.z routers "
+                    "(like the lab catalog)"
+                )
             key = (exp.host, exp.port)
             if key in seen_endpoints:
                 raise UserError(
@@ -314,10 +323,15 @@ class Simulator:
         if self.process is not None and self.process.alive():
             return self
         if not self.expected:
-            extra = self._prepare()
+            try:
+                extra = self._prepare()
+            except BaseException:
+                self.stop()
+                raise
         else:
             assert self._datadir is not None
             extra = [f"--args-from-file={self._datadir / 'args'}", f"--cache-dir={self._datadir / 'cache'}"]
+        _raise_open_files(len(self.expected) + 256)  # one socket per agent; snmpsim inherits the limit
         argv = [sys.executable, "-m", "monitor.snmpsim_runner", "--log-level=error", *extra]
         if os.getuid() == 0:
             argv += ["--process-user=nobody", "--process-group=nogroup"]
@@ -330,19 +344,25 @@ class Simulator:
             stop_timeout=5,
         )
         self.process.start()
+        self._answered.clear()
+        # snmpsim answers ~600 requests/s and builds each data file's index on first use
+        timeout = self.start_timeout + len(self.expected) / 40
         try:
-            self.process.wait_ready(self._all_answer, timeout=self.start_timeout)
+            self.process.wait_ready(self._all_answer, timeout=timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
     def _all_answer(self) -> bool:
-        pending = {fid: e for fid, e in self.expected.items() if not e.silent}
-        v2c = {fid: e for fid, e in pending.items() if fid in self._communities}
-        return _v2c_all_answer(v2c, self._communities) and all(
-            self._v3_answers(e, self._v3[fid]) for fid, e in pending.items() if fid in self._v3
-        )
+        """True once every agent has answered (each is asked until it has, a few hundred at a time)."""
+        pending = {f: e for f, e in self.expected.items() if not e.silent and f not in self._answered}
+        v2c = dict(list((f, e) for f, e in pending.items() if f in self._communities)[:300])
+        self._answered |= _v2c_answering(v2c, self._communities)
+        for fid, e in pending.items():
+            if fid in self._v3 and self._v3_answers(e, self._v3[fid]):
+                self._answered.add(fid)
+        return all(e.silent or f in self._answered for f, e in self.expected.items())
 
     def _v3_answers(self, exp: ExpectedLink, u: _V3User) -> bool:
         res = subprocess.run(
@@ -395,10 +415,17 @@ class Simulator:
         self.stop()
 
 
-def _v2c_all_answer(links: Mapping[str, ExpectedLink], communities: Mapping[str, str]) -> bool:
-    """Send one GET sysName to every v2c agent over one socket; True when all answer correctly."""
+def _raise_open_files(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _v2c_answering(links: Mapping[str, ExpectedLink], communities: Mapping[str, str]) -> set[str]:
+    """Send one GET sysName to each v2c agent over one socket; the facilities that answered right."""
     if not links:
-        return True
+        return set()
     rng = random.Random()
     waiting: dict[int, ExpectedLink] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -423,7 +450,8 @@ def _v2c_all_answer(links: Mapping[str, ExpectedLink], communities: Mapping[str,
             exp_or_none = waiting.get(resp.request_id)
             if exp_or_none is not None and resp.varbinds and resp.varbinds[0].value == exp_or_none.sys_name.encode():
                 del waiting[resp.request_id]
-    return not waiting
+    answered = {e.facility_id for e in links.values()} - {e.facility_id for e in waiting.values()}
+    return answered
 
 
 @contextlib.contextmanager
