@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -25,6 +26,11 @@ from .promexport import alertmanager_config, dump, prometheus_rules
 from .silences import check_silence, parse_when
 from .store import Store
 
+if TYPE_CHECKING:
+    from inventory.model import Catalog
+    from monitor.noc.runtime import AlertingSettings
+    from monitor.rules.schema import RuleFile
+
 alerts_app = typer.Typer(help="List and acknowledge alerts.", no_args_is_help=True)
 silence_app = typer.Typer(help="Silences and maintenance windows (by facility, region or rule).", no_args_is_help=True)
 rules_app = typer.Typer(
@@ -32,8 +38,22 @@ rules_app = typer.Typer(
 )
 
 DbOpt = typer.Option(None, "--db", help="alert state file (default: HDC_ALERTING_DB or .state/monitor/alerts.db)")
-RulesOpt = typer.Option(None, "--rules", help="rule file (default: the shipped monitor/rules/default.yaml)")
-CatalogOpt = typer.Option("lab", "--catalog", help="catalog name or path")
+RulesOpt = typer.Option(None, "--rules", help="rule file (default: HDC_ALERTING_RULES, else the shipped default.yaml)")
+CatalogOpt = typer.Option(None, "--catalog", help="catalog name or path (default: HDC_ALERTING_CATALOG, else lab)")
+
+
+def _settings() -> AlertingSettings:
+    from monitor.noc.runtime import load_alerting_settings
+
+    return load_alerting_settings()
+
+
+def _catalog(name: str | None) -> Catalog:
+    return load_catalog(name or _settings().catalog)
+
+
+def _rules(path: Path | None) -> RuleFile:
+    return load_rules(path or _settings().rules)
 
 
 def register(app: typer.Typer) -> None:
@@ -169,7 +189,7 @@ def silence_add(
         parse_when(end, now, "--end") if end is not None else starts + (parse_when(duration or "", 0.0, "--duration"))
     )
     check_silence(
-        load_catalog(catalog), load_rules(rules), facility=facility, region=region, rule=rule, starts_at=starts,
+        _catalog(catalog), _rules(rules), facility=facility, region=region, rule=rule, starts_at=starts,
         ends_at=ends, reason=reason, created_by=by, now=now,
     )  # fmt: skip
     store = _db(db)
@@ -222,8 +242,10 @@ def rules_check(
     resolve_secrets: bool = typer.Option(False, "--resolve", help="also resolve every Apprise URL reference"),
 ) -> None:
     """Validate the rule file (and the routing file): every problem with its line and field."""
-    rf = load_rules(rules)
-    typer.echo(f"{rules or 'default rules'}: {len(rf.rules)} rules OK ({', '.join(r.id for r in rf.rules)})")
+    rf = _rules(rules)
+    typer.echo(
+        f"{rules or _settings().rules or 'default rules'}: {len(rf.rules)} rules OK ({', '.join(r.id for r in rf.rules)})"
+    )
     if routes is not None:
         cfg = load_notify_config(routes)
         problems = []
@@ -247,14 +269,14 @@ def rules_check(
 @rules_app.command("export-prometheus")
 def export_prometheus(
     rules: Path | None = RulesOpt,
-    catalog: str | None = typer.Option("lab", help="catalog for topology (use --no-topology to leave it out)"),
+    catalog: str | None = CatalogOpt,
     topology: bool = typer.Option(True, help="join the aggregation site of each facility (inhibition)"),
     noc_url: str = typer.Option("http://127.0.0.1:9110", help="base URL for runbook links"),
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Prometheus alerting rules equivalent to the rule file (check with `promtool check rules`)."""
-    cat = load_catalog(catalog) if topology and catalog else None
-    _write(dump(prometheus_rules(load_rules(rules), cat, noc_url)), output)
+    cat = _catalog(catalog) if topology else None
+    _write(dump(prometheus_rules(_rules(rules), cat, noc_url)), output)
 
 
 @rules_app.command("export-alertmanager")
@@ -271,4 +293,4 @@ def export_alertmanager(
     url = webhook_url or f"{cfg.noc_url.rstrip('/')}/api/alertmanager/webhook"
     if not url.startswith(("http://", "https://")):
         raise UserError("--webhook-url must be an http(s):// URL")
-    _write(dump(alertmanager_config(load_rules(rules), cfg, url)), output)
+    _write(dump(alertmanager_config(_rules(rules), cfg, url)), output)

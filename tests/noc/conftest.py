@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -37,7 +38,8 @@ class Stack:
     interval: float
 
     def api(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5)
+        # generous: right after start the loop shares the CPU with Apprise loading its plugins
+        return httpx.get(self.url + path, timeout=30)
 
     def state_of(self, fid: str) -> str:
         facs = self.api("/api/noc/state").json()["facilities"]
@@ -51,11 +53,16 @@ class Stack:
 
 
 class ServiceThread:
-    """Runs `service.serve()` on its own event loop in a thread; stopped by cancelling that task."""
+    """Runs `service.serve()` on its own event loop in a thread; stopped by cancelling that task.
 
-    def __init__(self, service: MonitorService, port: int) -> None:
+    Order on stop: the HTTP server and the poller first, then alerting (no request may reach a
+    closed store), all on the service's own loop.
+    """
+
+    def __init__(self, service: MonitorService, alerting: Alerting, port: int) -> None:
         self.loop = asyncio.new_event_loop()
         self.service = service
+        self.alerting = alerting
         self.port = port
         self.task: asyncio.Task[None] | None = None
         self.error: Exception | None = None
@@ -63,27 +70,29 @@ class ServiceThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.task = self.loop.create_task(self.service.serve("127.0.0.1", self.port))
+        self.loop.run_until_complete(self._main())
+        self.loop.close()
+
+    async def _main(self) -> None:
+        self.task = asyncio.current_task()
         try:
-            self.loop.run_until_complete(self.task)
+            await self.service.serve("127.0.0.1", self.port)
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # surfaced by the readiness wait, which names it
             self.error = exc
+        finally:
+            await self.alerting.stop()
 
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self, alerting: Alerting) -> None:
-        async def shutdown() -> None:
-            await alerting.stop()
-            if self.task is not None:
-                self.task.cancel()
-
-        fut = asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
-        fut.result(timeout=15)
-        self.thread.join(timeout=15)
-        self.loop.close()
+    def stop(self) -> None:
+        if self.task is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may have finished already
+                self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "monitor service thread did not stop"
 
 
 def private_lab(port: int) -> Catalog:
@@ -125,9 +134,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     sim = Simulator(catalog, tmp / "sim").start()
     thread: ServiceThread | None = None
-    alerting: Alerting | None = None
     try:
-        settings = PollerSettings(interval=INTERVAL, timeout=0.5, retries=0)
+        settings = PollerSettings(interval=INTERVAL, timeout=1.0, retries=0)
         service = MonitorService(targets_from_catalog(catalog), settings)
         alerting = attach(
             service,
@@ -135,24 +143,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             catalog=catalog,
         )
         port = free_port()
-        thread = ServiceThread(service, port)
+        thread = ServiceThread(service, alerting, port)
         thread.start()
         url = f"http://127.0.0.1:{port}"
         st = Stack(catalog, sim, service, alerting, smtp, url, INTERVAL)
         ready = tcp_ready("127.0.0.1", port)
         wait_until(lambda: thread.error is not None or ready(), 20, "monitor service")
         assert thread.error is None, f"monitor service failed: {thread.error!r}"
-        # ready when every simulated link has been seen up once
-        wait_until(
-            lambda: all(f["state"] == "up" for f in st.api("/api/noc/state").json()["facilities"]),
-            60,
-            "all lab links up",
-            interval=0.2,
-        )
+        # ready when every simulated link has been seen up at least once (a busy host may drop a poll)
+        seen: set[str] = set()
+
+        def all_seen_up() -> bool:
+            seen.update(f["id"] for f in st.api("/api/noc/state").json()["facilities"] if f["state"] == "up")
+            return seen >= {f.id for f in catalog.polled_facilities()}
+
+        wait_until(all_seen_up, 90, "every lab link seen up", interval=0.2)
         yield st
     finally:
-        if thread is not None and alerting is not None:
-            thread.stop(alerting)
+        if thread is not None:
+            thread.stop()
         sim.stop()
         smtp.stop()
         mp.undo()

@@ -40,7 +40,7 @@ def test_alertmanager_to_hdc_relay_to_mail(stack: Stack, tmp_path_factory) -> No
             "annotations": {"description": "value 2"},
             "startsAt": start.isoformat(),
         }  # fmt: skip
-        r = httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=[alert], timeout=5)
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=[alert], timeout=30)
         assert r.status_code == 200, r.text
         wait_until(lambda: len(stack.smtp.messages()) >= 1, 20, "firing mail via Alertmanager", interval=0.1)
         [msg] = stack.smtp.messages()
@@ -48,7 +48,7 @@ def test_alertmanager_to_hdc_relay_to_mail(stack: Stack, tmp_path_factory) -> No
         assert "valeur actuelle : value 2" in body(msg) and "/runbooks/alerts/link-down.md" in body(msg)
 
         alert["endsAt"] = datetime.now(UTC).isoformat()
-        httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=[alert], timeout=5)
+        httpx.post(f"http://127.0.0.1:{port}/api/v2/alerts", json=[alert], timeout=30)
         wait_until(lambda: len(stack.smtp.messages()) >= 2, 30, "resolved mail via Alertmanager", interval=0.1)
         time.sleep(1)
         msgs = stack.smtp.messages()
@@ -69,11 +69,11 @@ def test_webhook_is_idempotent_and_checks_the_receiver(stack: Stack) -> None:
     }  # fmt: skip
     url = f"{stack.url}/api/alertmanager/webhook"
     stack.smtp.clear()
-    assert httpx.post(url, json=hook, timeout=5).json() == {"queued": 1}
-    assert httpx.post(url, json=hook, timeout=5).json() == {"queued": 0}  # Alertmanager's retry
-    r = httpx.post(url, json={**hook, "receiver": "nobody"}, timeout=5)
+    assert httpx.post(url, json=hook, timeout=30).json() == {"queued": 1}
+    assert httpx.post(url, json=hook, timeout=30).json() == {"queued": 0}  # Alertmanager's retry
+    r = httpx.post(url, json={**hook, "receiver": "nobody"}, timeout=30)
     assert r.status_code == 404 and "receiver 'nobody'" in r.text
-    r = httpx.post(url, json={**hook, "alerts": [{"status": "weird"}]}, timeout=5)
+    r = httpx.post(url, json={**hook, "alerts": [{"status": "weird"}]}, timeout=30)
     assert r.status_code == 422
     wait_until(lambda: len(stack.smtp.messages()) >= 1, 20, "relayed mail", interval=0.1)
     time.sleep(0.5)
