@@ -272,6 +272,9 @@ class Lab:
                 f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='{self.proxy_command()}'"
             ),
             "ansible_python_interpreter": "/usr/bin/python3",
+            # SSH master connections are keyed by address: another lab on this machine uses the
+            # same catalog addresses in its own namespaces, so keep our sockets apart.
+            "ansible_control_path_dir": str(self.workdir / "cp"),
         }
 
     def close(self) -> None:
