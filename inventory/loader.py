@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from .checks import run_checks
 from .model import Catalog
-from .yamlsrc import Position, Sourced, YamlError, merge_files
+from .yamlsrc import Position, Sourced, YamlError, merge_files, merge_values
 
 CATALOGS_DIR = Path(__file__).resolve().parent / "catalogs"
 
@@ -91,9 +91,20 @@ def _clean(path: tuple[str | int, ...], src: Sourced) -> tuple[str | int, ...]:
 
 
 def load_catalog(path: str | Path) -> Catalog:
-    """Parse, validate and cross-check; raise CatalogError listing every problem."""
-    catalog, _ = load_with_positions(path)
-    return catalog
+    """Parse, validate and cross-check; raise CatalogError listing every problem.
+
+    A valid catalog is loaded without line positions; only when something is wrong is it read
+    again with them, so that every problem is reported by file and line.
+    """
+    root = resolve_path(path)
+    try:
+        catalog = Catalog.model_validate(merge_values(_catalog_files(root)))
+        if not run_checks(catalog):
+            return catalog
+    except (YamlError, ValidationError, OSError, UnicodeDecodeError):
+        pass
+    catalog, _ = load_with_positions(root)
+    return catalog  # pragma: no cover - reached only if the fast path is stricter than the precise one
 
 
 def load_with_positions(path: str | Path) -> tuple[Catalog, Sourced]:
