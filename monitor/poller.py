@@ -430,6 +430,12 @@ class Poller:
         if gap is None:
             assert rt.prev is not None
             dt = arrived - rt.prev.t
+            if uptime is not None and rt.prev.uptime is not None:
+                # The agent's own clock stamps the values when it reads them, free of network and
+                # queueing jitter: use it when it agrees with ours (within 10 %).
+                agent_dt = ((uptime - rt.prev.uptime) % 2**32) / 100
+                if agent_dt > 0 and abs(agent_dt - dt) <= 0.1 * dt:
+                    dt = agent_dt
             max_octets = plausible_octets_per_s(max(speed or 0.0, t.bandwidth_bps or 0.0))
             max_pkts = max_octets / 64 if max_octets else None
             for key, value in counters.items():

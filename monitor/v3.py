@@ -1,15 +1,20 @@
-"""SNMPv3 (USM authPriv) GETs through pysnmp 7's asyncio API, normalised to the BER codec's tags.
+"""SNMPv3 (USM authPriv) GETs through pysnmp 7, normalised to the BER codec's tags.
 
 SNMPv3 needs engine discovery, time windows, key localisation, HMAC and AES: that is pysnmp's
-job. Its answers are mapped to the same (tag, value) pairs the v2c hot path produces, so one
-validation routine handles both.
+job. Each target is configured in pysnmp's engine once (user, parameters, address); requests
+then go straight to its command generator with numeric OIDs, skipping the per-request
+configuration and MIB resolution of `get_cmd`, which cost about half of the CPU. Answers are
+mapped to the same (tag, value) pairs the v2c hot path produces, so one validation routine
+handles both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_SHA,
     USM_AUTH_HMAC128_SHA224,
@@ -19,14 +24,11 @@ from pysnmp.hlapi.v3arch.asyncio import (
     USM_PRIV_CFB128_AES,
     USM_PRIV_CFB192_AES,
     USM_PRIV_CFB256_AES,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
     SnmpEngine,
     UdpTransportTarget,
     UsmUserData,
-    get_cmd,
 )
+from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 from . import ber
@@ -73,6 +75,10 @@ _TYPES: tuple[tuple[type, int], ...] = (
 )
 
 
+_LCD = CommandGeneratorLcdConfigurator()
+_NULL = rfc1902.Null("")
+
+
 def new_engine() -> Any:
     return SnmpEngine()
 
@@ -110,14 +116,24 @@ async def get(engine: Any, rt: Runtime, names: tuple[str, ...], settings: Poller
         transport = await UdpTransportTarget.create(
             (t.host, t.port), timeout=settings.timeout, retries=settings.retries
         )
-        rt.v3_transport = (transport, user_data(creds), ContextData(contextName=creds.context))
-    transport, usm, ctx = rt.v3_transport
+        addr_name, _ = _LCD.configure(engine, user_data(creds), transport, creds.context)
+        rt.v3_transport = (addr_name, rfc1902.OctetString(creds.context))
+    addr_name, context = rt.v3_transport
     oids = oids_for(names, t.if_index)
-    objects = [ObjectType(ObjectIdentity(ber.oid_str(o))) for o in oids]
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[tuple[Any, Any, Any, Any]] = loop.create_future()
+
+    def done(
+        _engine: Any, _handle: Any, err_ind: Any, err_status: Any, err_index: Any, var_binds: Any, _ctx: Any
+    ) -> None:
+        if not future.done():
+            future.set_result((err_ind, err_status, err_index, var_binds))
+
     try:
-        err_ind, err_status, err_index, var_binds = await get_cmd(
-            engine, usm, transport, ctx, *objects, lookupMib=False
+        cmdgen.GetCommandGenerator().send_varbinds(
+            engine, addr_name, None, context, [(rfc1902.ObjectName(o), _NULL) for o in oids], done, None
         )
+        err_ind, err_status, err_index, var_binds = await future
     except Exception as exc:  # pysnmp raises on unusual local conditions (bad keys, encoding)
         raise PollError("snmp_error", f"SNMPv3 request failed: {exc}") from None
     arrived = time.monotonic()
@@ -138,11 +154,11 @@ async def get(engine: Any, rt: Runtime, names: tuple[str, ...], settings: Poller
     if len(var_binds) != len(oids):
         raise PollError("bad_response", f"{len(var_binds)} values for {len(oids)} requested")
     values: Values = {}
-    for name, oid, vb in zip(names, oids, var_binds, strict=True):
-        if tuple(vb[0]) != oid:
-            raise PollError("bad_response", f"answer names {vb[0]} where {OID_NAMES[name]} was asked")
-        tag, value = normalise(vb[1])
+    for name, oid, (vb_oid, vb_value) in zip(names, oids, var_binds, strict=True):
+        if tuple(vb_oid) != oid:
+            raise PollError("bad_response", f"answer names {vb_oid} where {OID_NAMES[name]} was asked")
+        tag, value = normalise(vb_value)
         if tag < 0:
-            raise PollError("bad_type", f"{OID_NAMES[name]}: unsupported value type {type(vb[1]).__name__}")
+            raise PollError("bad_type", f"{OID_NAMES[name]}: unsupported value type {type(vb_value).__name__}")
         values[name] = (tag, value)
     return values, arrived

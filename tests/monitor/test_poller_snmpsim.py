@@ -216,7 +216,7 @@ async def test_reboot_gives_no_rate_then_recovers(tmp_path: Path, monkeypatch: p
         exp = sim.expected["rebooter"]
         poller = Poller(targets_from_catalog(cat), SETTINGS)
         try:
-            st = (await two_cycles(poller, gap=1.5))["rebooter"]
+            st = (await two_cycles(poller, gap=2.0))["rebooter"]
             assert close(st.in_bps, exp.in_bps)
             sim.restart()  # sysUpTime and counters start again from their initial values
             st = (await poller.run_cycle())["rebooter"]
