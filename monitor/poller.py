@@ -252,7 +252,9 @@ class Poller:
         self.polled_total = 0
         self.failed_total = 0
         self._udp: _V2cSocket | None = None
-        self._v3_engine: Any = None
+        # pysnmp keeps one key set per SNMPv3 user name in an engine: routers sharing a user name
+        # with different keys get engines of their own.
+        self._v3_engines: dict[tuple[str, str, str, str, str], Any] = {}
         self._next_id = random.randint(ber.REQUEST_ID_MIN, ber.REQUEST_ID_MAX)
         for rt in self.runtimes.values():
             if rt.target.config_error:
@@ -286,12 +288,10 @@ class Poller:
         stats.polled = len(v2c) + len(v3)
         self.queue_depth = stats.polled
         self.stats = stats
-        if v3 and self._v3_engine is None:
-            # Importing pysnmp and building its engine takes a while: do it before any v2c
+        for rt in v3:
+            # Importing pysnmp and building its engines takes a while: do it before any v2c
             # request is in flight, not while answers wait.
-            from . import v3 as v3mod
-
-            self._v3_engine = v3mod.new_engine()
+            self._v3_engine_for(rt)
         jobs = []
         if v2c:
             udp = self._socket(loop)
@@ -324,10 +324,26 @@ class Poller:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._v3_engine is not None:
+        for engine in {id(e): e for e in self._v3_engines.values()}.values():
             with contextlib.suppress(Exception):
-                self._v3_engine.close_dispatcher()
-            self._v3_engine = None
+                engine.close_dispatcher()
+        self._v3_engines.clear()
+
+    def _v3_engine_for(self, rt: Runtime) -> Any:
+        """An engine that holds this target's user with these keys (shared whenever possible)."""
+        c = rt.target.credentials
+        assert isinstance(c, V3Credentials)
+        key = (c.user, c.auth_protocol, c.auth_key, c.priv_protocol, c.priv_key)
+        engine = self._v3_engines.get(key)
+        if engine is None:
+            from . import v3 as v3mod
+
+            taken = {id(e) for k, e in self._v3_engines.items() if k[0] == c.user}
+            engine = next((e for e in self._v3_engines.values() if id(e) not in taken), None)
+            if engine is None:
+                engine = v3mod.new_engine()
+            self._v3_engines[key] = engine
+        return engine
 
     # -- shared helpers -----------------------------------------------------------------------
 
@@ -582,12 +598,12 @@ class Poller:
                 self.in_flight += 1
                 try:
                     try:
-                        values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
+                        values, arrived = await v3.get(self._v3_engine_for(rt), rt, names, self.settings)
                     except PollError as exc:
                         if not (exc.status == TOO_BIG and names is rt.full_names and rt.shrink_discovery()):
                             raise
                         names = rt.full_names
-                        values, arrived = await v3.get(self._v3_engine, rt, names, self.settings)
+                        values, arrived = await v3.get(self._v3_engine_for(rt), rt, names, self.settings)
                 except PollError as exc:
                     self.record_failure(rt, exc.reason, str(exc), stats)
                     return

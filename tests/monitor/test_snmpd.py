@@ -105,3 +105,17 @@ async def test_missing_interface_on_a_real_agent(snmpd: Snmpd) -> None:
     finally:
         poller.close()
     assert st.reachable and st.reason == "no_such_interface" and "4242" in (st.error or "")
+
+
+async def test_same_v3_user_name_with_different_keys_on_two_routers(snmpd: Snmpd, tmp_path: Path) -> None:
+    other = Snmpd(tmp_path)  # same user name 'monitor', its own random keys
+    with other.proc:
+        other.proc.wait_ready(other.ready, timeout=20)
+        a = target(snmpd, V3Credentials("monitor", "SHA", snmpd.auth, "AES", snmpd.priv), "router-a")
+        b = target(other, V3Credentials("monitor", "SHA", other.auth, "AES", other.priv), "router-b")
+        poller = Poller([a, b], PollerSettings(interval=5, timeout=1, retries=1))
+        try:
+            snap = await poller.run_cycle()
+        finally:
+            poller.close()
+    assert snap["router-a"].reachable and snap["router-b"].reachable, snap
