@@ -58,3 +58,13 @@ def test_hdc_exits_2_with_a_message_not_a_traceback() -> None:
     )  # fmt: skip
     assert res.returncode == 2, res.stderr
     assert "exceeds the interval" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_simulator_refuses_routers_it_cannot_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HDC_SECRETS_DIR", str(tmp_path / "secrets"))
+    write_secrets(tmp_path / "secrets")
+    cat = write_catalog(tmp_path / "cat", [facility("here", "127.76.0.1", 1161), facility("remote", "10.9.8.7", 161)])
+    sim = Simulator(cat, tmp_path / "sim")
+    with pytest.raises(UserError, match="facility remote: router 10.9.8.7 is not a loopback address"):
+        sim.start()
+    assert sim.process is None and sim._datadir is None  # nothing started, nothing left behind
