@@ -65,6 +65,6 @@ def test_simulator_refuses_routers_it_cannot_serve(tmp_path: Path, monkeypatch: 
     write_secrets(tmp_path / "secrets")
     cat = write_catalog(tmp_path / "cat", [facility("here", "127.76.0.1", 1161), facility("remote", "10.9.8.7", 161)])
     sim = Simulator(cat, tmp_path / "sim")
-    with pytest.raises(UserError, match="facility remote: router 10.9.8.7 is not a loopback address"):
+    with pytest.raises(UserError, match=r"facility remote: router 10\.9\.8\.7 is not a loopback address"):
         sim.start()
     assert sim.process is None and sim._datadir is None  # nothing started, nothing left behind
