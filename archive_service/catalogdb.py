@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -175,31 +176,7 @@ def create_schema(engine: Engine) -> None:
     metadata.create_all(engine)
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5("
-                    "title, content='records', content_rowid='seq', tokenize='unicode61 remove_diacritics 2')"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER IF NOT EXISTS records_fts_ai AFTER INSERT ON records BEGIN "
-                    "INSERT INTO records_fts(rowid, title) VALUES (new.seq, new.title); END"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER IF NOT EXISTS records_fts_ad AFTER DELETE ON records BEGIN "
-                    "INSERT INTO records_fts(records_fts, rowid, title) VALUES('delete', old.seq, old.title); END"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER IF NOT EXISTS records_fts_au AFTER UPDATE OF title ON records BEGIN "
-                    "INSERT INTO records_fts(records_fts, rowid, title) VALUES('delete', old.seq, old.title); "
-                    "INSERT INTO records_fts(rowid, title) VALUES (new.seq, new.title); END"
-                )
-            )
+            _sqlite_fts(conn)
         elif engine.dialect.name == "postgresql":
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
             conn.execute(
@@ -207,16 +184,77 @@ def create_schema(engine: Engine) -> None:
             )
 
 
+_FTS_COLUMNS = ("title", "facility")
+
+
+def _sqlite_fts(conn: Connection) -> None:
+    """FTS5 over title and facility (so a facility filter narrows the text match inside the index).
+
+    An older index without the facility column is rebuilt in place.
+    """
+    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'records_fts'")).first()
+    if exists:
+        cols = tuple(r[1] for r in conn.execute(text("PRAGMA table_info(records_fts)")))
+        if cols == _FTS_COLUMNS:
+            return
+        for name in ("records_fts_ai", "records_fts_ad", "records_fts_au"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        conn.execute(text("DROP TABLE records_fts"))
+    conn.execute(
+        text(
+            "CREATE VIRTUAL TABLE records_fts USING fts5(title, facility, content='records', content_rowid='seq', "
+            "tokenize='unicode61 remove_diacritics 2')"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE TRIGGER records_fts_ai AFTER INSERT ON records BEGIN "
+            "INSERT INTO records_fts(rowid, title, facility) VALUES (new.seq, new.title, new.facility); END"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE TRIGGER records_fts_ad AFTER DELETE ON records BEGIN INSERT INTO records_fts(records_fts, rowid, "
+            "title, facility) VALUES('delete', old.seq, old.title, old.facility); END"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE TRIGGER records_fts_au AFTER UPDATE OF title, facility ON records BEGIN "
+            "INSERT INTO records_fts(records_fts, rowid, title, facility) VALUES('delete', old.seq, old.title, old.facility); "
+            "INSERT INTO records_fts(rowid, title, facility) VALUES (new.seq, new.title, new.facility); END"
+        )
+    )
+    if exists:
+        conn.execute(text("INSERT INTO records_fts(records_fts) VALUES('rebuild')"))
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def title_condition(dialect: str, q: str) -> ColumnElement[bool] | None:
+def _fold(value: str) -> str:
+    """Case- and accent-insensitive form (what SQLite's unicode61 remove_diacritics does)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", value.casefold()) if not unicodedata.combining(c))
+
+
+def title_matches(dialect: str, title: str, words: Sequence[str]) -> bool:
+    """The same rule as the database's title search, for rows already narrowed (a patient's records)."""
+    if dialect == "sqlite":
+        tokens = _WORD.findall(_fold(title))
+        return all(any(t.startswith(_fold(w)) for t in tokens) for w in words)
+    low = title.lower()
+    return all(w.lower() in low for w in words)
+
+
+def title_condition(dialect: str, q: str, facility: str | None = None) -> ColumnElement[bool] | None:
     """Every word of `q` must appear in the title (word prefix in SQLite, substring in PostgreSQL)."""
     words = _WORD.findall(q)
     if not words:
         return None
     if dialect == "sqlite":
-        match = " ".join('"' + w.replace('"', "") + '"*' for w in words)
+        match = "title : (" + " AND ".join('"' + w.replace('"', "") + '"*' for w in words) + ")"
+        if facility:  # narrows inside the index; the exact facility equality is applied on the table too
+            match += ' AND facility : ^"' + facility.replace('"', "") + '"'
         sub = text("SELECT rowid FROM records_fts WHERE records_fts MATCH :fts").bindparams(fts=match)
         return records.c.seq.in_(sub.columns(rowid=Integer))
     return and_(*[records.c.title.ilike("%" + w.replace("%", r"\%").replace("_", r"\_") + "%") for w in words])
@@ -263,8 +301,11 @@ def search(
         conds.append(records.c.document_date >= date_from)
     if date_to is not None:
         conds.append(records.c.document_date <= date_to)
-    if q:
-        cond = title_condition(conn.dialect.name, q)
+    words = _WORD.findall(q or "")
+    post_filter = bool(words) and patient_index is not None
+    if words and not post_filter:
+        one = facilities[0] if facilities is not None and len(facilities) == 1 else None
+        cond = title_condition(conn.dialect.name, q or "", one)
         if cond is not None:
             conds.append(cond)
     if cursor:
@@ -279,7 +320,17 @@ def search(
         .order_by(records.c.document_date.desc(), records.c.seq.desc())
         .limit(limit + 1)
     )
-    rows = list(conn.execute(stmt))
+    if post_filter:
+        # A patient has few records: read them in order and apply the title rule here, rather than
+        # materialising every title match of a common word in the whole catalog.
+        rows = []
+        for row in conn.execute(stmt.limit(None)):
+            if title_matches(conn.dialect.name, row.title, words):
+                rows.append(row)
+                if len(rows) > limit:
+                    break
+    else:
+        rows = list(conn.execute(stmt))
     nxt = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], nxt
 

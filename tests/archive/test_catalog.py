@@ -185,6 +185,10 @@ def test_search_filters(engine: Engine) -> None:
         assert {r.title for r in got} == {"Radiographie du genou gauche"}
         got, _ = db.search(conn, q="échographie", limit=100)
         assert len(got) == 9  # one of the ten is destroyed
+        got, _ = db.search(conn, patient_index="p1", q="RADIO", limit=100)  # patient + words: filtered after the index
+        assert {r.record_id for r in got} == {ids[i] for i in range(50) if i % 3 == 1 and i % 5 in (0, 3) and i != 7}
+        got, _ = db.search(conn, facilities=["hr-ariana"], q="pulmonaire", limit=100)
+        assert {r.record_id for r in got} == {ids[i] for i in range(50) if i % 5 == 3 and i % 2 == 1}
         got, _ = db.search(conn, q="!!!", limit=5)  # no words: no title filter
         assert len(got) == 5
         assert got[0].size == 10 and got[0].sha256 == "0" * 64
