@@ -14,7 +14,7 @@ from inventory.hosts import FIRST_HOST_OFFSET, AddressPlanError, plan_hosts
 from inventory.model import Catalog, Cluster, StoragePool
 
 from .boot import BootPoolError, boot_volume_pool
-from .buckets import archive_buckets
+from .buckets import DEFAULT_RETENTION_DAYS, BucketSpec, archive_buckets, default_bucket_name
 from .security import RuleSpec, group_key, is_public_web, security_rules
 
 
@@ -92,7 +92,7 @@ class InfraPlan:
     platforms: list[PlatformPlan]
     clusters: list[ClusterUse]
     pools: list[PoolUse]
-    buckets: list[str]
+    buckets: list[BucketSpec]
     rules: list[RuleSpec]
     flavors: list[tuple[int, int, int]]
     problems: list[str] = field(default_factory=list)
@@ -103,7 +103,14 @@ class InfraPlan:
         return not self.problems
 
 
-def build_plan(cat: Catalog, bucket_prefix: str | None = None) -> InfraPlan:
+def build_plan(
+    cat: Catalog,
+    environment: str | None = None,
+    records_bucket: str | None = None,
+    audit_bucket: str | None = None,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+) -> InfraPlan:
+    """Bucket names as the stack would make them: environment defaults to the catalog's name."""
     problems: list[str] = []
     warnings: list[str] = []
     try:
@@ -213,9 +220,14 @@ def build_plan(cat: Catalog, bucket_prefix: str | None = None) -> InfraPlan:
         if z.addresses_left < 0:
             problems.append(f"zone '{z.id}' ({z.subnet}): {-z.addresses_left} addresses short")
     flavors = sorted({(t.flavor.vcpu, t.flavor.ram_gb, t.flavor.disk_gb) for p in cat.platforms for t in p.tiers})
-    prefix = bucket_prefix or f"hdc-{cat.name}-archive"
+    env = environment or cat.name
     try:
-        buckets = [b.name for b in archive_buckets(cat, prefix)]
+        buckets = archive_buckets(
+            cat,
+            records_bucket or default_bucket_name(env, "records"),
+            audit_bucket or default_bucket_name(env, "audit"),
+            retention_days,
+        )
     except ValueError as exc:
         problems.append(str(exc))
         buckets = []
@@ -268,9 +280,14 @@ def render_plan(plan: InfraPlan) -> str:
         )
     if plan.buckets:
         out.append("")
-        out.append("Archive storage (MinIO; object lock COMPLIANCE, versioning, one bucket per retention class)")
+        b0 = plan.buckets[0]
+        out.append(
+            "Archive storage (MinIO; the archive service's buckets: object lock, versioning, "
+            f"COMPLIANCE default {b0.default_retention_days} days, noncurrent versions expire after "
+            f"{b0.noncurrent_expiry_days} days)"
+        )
         for b in plan.buckets:
-            out.append(f"  {b}")
+            out.append(f"  {b.role:<8} {b.name:<40} HDC_ARCHIVE_BUCKET_{b.role.upper()}")
     out.append("")
     out.append("Capacity")
     for c in plan.clusters:

@@ -10,6 +10,7 @@ import typer
 from hdc.errors import UserError
 from inventory.loader import load_catalog
 
+from .buckets import DEFAULT_RETENTION_DAYS
 from .capacity import build_plan, render_plan, render_rules
 
 app = typer.Typer(help="Provision the private cloud from the catalog (Pulumi).", no_args_is_help=True)
@@ -18,12 +19,23 @@ app = typer.Typer(help="Provision the private cloud from the catalog (Pulumi).",
 @app.command("plan")
 def plan(
     catalog: str = typer.Option("lab", "--catalog", "-c", help="catalog name (lab, tunisia) or path"),
-    bucket_prefix: str | None = typer.Option(None, help="archive bucket prefix (default hdc-<catalog>-archive)"),
+    environment: str | None = typer.Option(
+        None, "--environment", "-e", help="stack environment in resource names (default: the catalog's name)"
+    ),
+    records_bucket: str | None = typer.Option(
+        None, "--records-bucket", help="hdc:archiveBucketRecords (default hdc-<environment>-archive-records)"
+    ),
+    audit_bucket: str | None = typer.Option(
+        None, "--audit-bucket", help="hdc:archiveBucketAudit (default hdc-<environment>-archive-audit)"
+    ),
+    retention_days: int = typer.Option(
+        DEFAULT_RETENTION_DAYS, "--retention-days", min=1, help="hdc:archiveDefaultRetentionDays"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
     rules: bool = typer.Option(False, "--rules", help="also list every firewall rule, per security group"),
 ) -> None:
     """What the program would build per zone and platform, and whether it fits the clusters and pools."""
-    result = build_plan(load_catalog(catalog), bucket_prefix)
+    result = build_plan(load_catalog(catalog), environment, records_bucket, audit_bucket, retention_days)
     if as_json:
         data = {
             "catalog": result.catalog,
@@ -54,7 +66,7 @@ def plan(
                 }
                 for p in result.pools
             ],
-            "buckets": result.buckets,
+            "buckets": [asdict(b) for b in result.buckets],
             "rules": len(result.rules),
         }
         typer.echo(json.dumps(data, indent=2))

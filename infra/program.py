@@ -93,7 +93,9 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
     for comp in platforms.values():
         comp.add_rules(rules, all_groups, target)
 
-    buckets = archive_buckets(cat, settings.archive_bucket_prefix())
+    buckets = archive_buckets(
+        cat, settings.records_bucket, settings.audit_bucket, settings.archive_default_retention_days
+    )
     storage = None
     if buckets:
         storage = ArchiveStorage(
@@ -124,7 +126,9 @@ def build(settings: StackSettings, cat: Catalog) -> Built:
         "security_groups": _mapping(all_groups),
     }
     if storage is not None:
-        outputs["archive_buckets"] = storage.bucket_names
+        # {"records": …, "audit": …}: HDC_ARCHIVE_BUCKET_RECORDS / HDC_ARCHIVE_BUCKET_AUDIT of the service
+        outputs["archive_buckets"] = storage.buckets
+        outputs["archive_default_retention_days"] = settings.archive_default_retention_days
         outputs["archive_access_key"] = storage.access_key
         outputs["archive_secret_key"] = storage.secret_key
     for key, value in outputs.items():

@@ -79,7 +79,10 @@ class BucketRetentionProvider(ResourceProvider):
 
 
 class BucketRetention(Resource):
-    """Default retention (COMPLIANCE by default) for new objects of one object-locked bucket."""
+    """Default retention (COMPLIANCE by default) for new objects of one object-locked bucket.
+
+    Exactly one of `years` or `days` (the archive service speaks days).
+    """
 
     applied_mode: pulumi.Output[str]
     applied_duration: pulumi.Output[str]
@@ -89,14 +92,17 @@ class BucketRetention(Resource):
         name: str,
         *,
         bucket: pulumi.Input[str],
-        years: int,
         endpoint: pulumi.Input[str],
         access_key: pulumi.Input[str],
         secret_key: pulumi.Input[str],
         secure: bool = True,
         mode: str = "COMPLIANCE",
+        years: int = 0,
+        days: int = 0,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        if (years > 0) == (days > 0):
+            raise ValueError(f"retention of {name}: set exactly one of years or days")
         super().__init__(
             BucketRetentionProvider(),
             name,
@@ -104,7 +110,7 @@ class BucketRetention(Resource):
                 "bucket": bucket,
                 "mode": mode,
                 "years": years,
-                "days": 0,
+                "days": days,
                 "endpoint": endpoint,
                 "access_key": access_key,
                 "secret_key": pulumi.Output.secret(secret_key),

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from inventory.loader import load_catalog
 from inventory.model import Catalog
 
+from .buckets import DEFAULT_RETENTION_DAYS, default_bucket_name
+
 INFRA_DIR = Path(__file__).resolve().parent
 TARGETS = ("openstack",)
 
@@ -42,7 +44,19 @@ class StackSettings(BaseModel):
     volume_types: dict[str, str] = Field(
         default_factory=dict, alias="volumeTypes", description="storage pool id -> existing volume type name"
     )
-    bucket_prefix: str | None = Field(None, alias="bucketPrefix", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    archive_bucket_records: str | None = Field(
+        None, alias="archiveBucketRecords", description="HDC_ARCHIVE_BUCKET_RECORDS; default hdc-<env>-archive-records"
+    )
+    archive_bucket_audit: str | None = Field(
+        None, alias="archiveBucketAudit", description="HDC_ARCHIVE_BUCKET_AUDIT; default hdc-<env>-archive-audit"
+    )
+    archive_default_retention_days: int = Field(
+        DEFAULT_RETENTION_DAYS,
+        alias="archiveDefaultRetentionDays",
+        ge=1,
+        le=36500,
+        description="default COMPLIANCE retention of both buckets = HDC_ARCHIVE_BUCKET_DEFAULT_RETENTION_DAYS",
+    )
     minio_secure: bool = Field(True, alias="minioSecure")
     ca_validity_days: int = Field(3650, alias="caValidityDays", ge=30, le=7300)
     cert_validity_days: int = Field(365, alias="certValidityDays", ge=1, le=825)
@@ -59,8 +73,13 @@ class StackSettings(BaseModel):
         """Every cloud resource name starts with this, so stacks can share a project."""
         return f"hdc-{self.environment}"
 
-    def archive_bucket_prefix(self) -> str:
-        return self.bucket_prefix or f"hdc-{self.environment}-archive"
+    @property
+    def records_bucket(self) -> str:
+        return self.archive_bucket_records or default_bucket_name(self.environment, "records")
+
+    @property
+    def audit_bucket(self) -> str:
+        return self.archive_bucket_audit or default_bucket_name(self.environment, "audit")
 
     def load_catalog(self) -> Catalog:
         path = Path(self.catalog)
@@ -82,7 +101,9 @@ _KEYS = {
     "domain": str,
     "manageFlavors": bool,
     "volumeTypes": dict,
-    "bucketPrefix": str,
+    "archiveBucketRecords": str,
+    "archiveBucketAudit": str,
+    "archiveDefaultRetentionDays": int,
     "minioSecure": bool,
     "caValidityDays": int,
     "certValidityDays": int,
@@ -110,6 +131,11 @@ def read_settings(config: pulumi.Config | None = None) -> StackSettings:
             raise SettingsError(f"hdc:{key}: {exc}") from None
         if value is not None:
             raw[key] = value
+    if cfg.get("bucketPrefix") is not None:
+        raise SettingsError(
+            "hdc:bucketPrefix is no longer used: the archive has two buckets, named by hdc:archiveBucketRecords "
+            "and hdc:archiveBucketAudit (defaults hdc-<environment>-archive-records / -audit)"
+        )
     raw.setdefault("environment", pulumi.get_stack())
     if "catalog" not in raw:
         raise SettingsError("hdc:catalog is not set: `pulumi config set hdc:catalog lab` (a name or a path)")

@@ -1,4 +1,4 @@
-"""The archive's object storage on MinIO: locked, versioned buckets per retention class and a least-privilege user."""
+"""The archive's object storage on MinIO: its two locked, versioned buckets and a least-privilege user."""
 
 from __future__ import annotations
 
@@ -14,32 +14,89 @@ from .buckets import BucketSpec
 from .retention import BucketRetention
 from .settings import SettingsError
 
-# What the archive service does: write records, read them back (any version), set and read
-# retention and legal holds, list. No version deletion, no governance bypass, no bucket changes:
-# destroying records after their retention is a separate, audited identity's job.
-BUCKET_ACTIONS = (
-    "s3:ListBucket",
-    "s3:ListBucketVersions",
-    "s3:ListBucketMultipartUploads",
-    "s3:GetBucketLocation",
-    "s3:GetBucketVersioning",
-    "s3:GetBucketObjectLockConfiguration",
+
+@dataclass(frozen=True)
+class ArchiveCall:
+    """One MinIO SDK call of `archive_service/store.py`, the S3 request it makes, the IAM actions it needs."""
+
+    sdk: str  # method of minio.Minio ("" = made by the SDK itself)
+    request: str  # S3 API operation, as the store sees it
+    actions: tuple[str, ...]  # IAM actions granted for it; empty = deliberately not granted
+    note: str = ""
+
+
+# The call -> action table (docs/infra.md prints the same). The policy is derived from it, and
+# tests/infra checks it against every `client.` call in archive_service/ and against the S3
+# requests the archive's ObjectStore really sends to a store.
+ARCHIVE_CALLS: tuple[ArchiveCall, ...] = (
+    ArchiveCall("bucket_exists", "HeadBucket", ("s3:ListBucket",), "ensure_buckets, health check"),
+    ArchiveCall("", "GetBucketLocation", ("s3:GetBucketLocation",), "SDK, once per bucket when no region is set"),
+    ArchiveCall("get_object_lock_config", "GetObjectLockConfiguration", ("s3:GetBucketObjectLockConfiguration",)),
+    ArchiveCall("get_bucket_versioning", "GetBucketVersioning", ("s3:GetBucketVersioning",)),
+    ArchiveCall("set_bucket_encryption", "PutBucketEncryption", ("s3:PutEncryptionConfiguration",), "SSE-S3"),
+    ArchiveCall("put_object", "PutObject + lock headers", ("s3:PutObject", "s3:PutObjectRetention")),
+    ArchiveCall("_create_multipart_upload", "CreateMultipartUpload", ("s3:PutObject", "s3:PutObjectRetention")),
+    ArchiveCall("_upload_part", "UploadPart", ("s3:PutObject",)),
+    ArchiveCall("_complete_multipart_upload", "CompleteMultipartUpload", ("s3:PutObject",)),
+    ArchiveCall("_abort_multipart_upload", "AbortMultipartUpload", ("s3:AbortMultipartUpload",)),
+    ArchiveCall("_list_multipart_uploads", "ListMultipartUploads", ("s3:ListBucketMultipartUploads",)),
+    ArchiveCall("stat_object", "HeadObject", ("s3:GetObject", "s3:GetObjectVersion"), "with a version id"),
+    ArchiveCall("get_object", "GetObject (range)", ("s3:GetObject", "s3:GetObjectVersion"), "with a version id"),
+    ArchiveCall("list_objects", "ListObjectsV2", ("s3:ListBucket",)),
+    ArchiveCall("list_objects", "ListObjectVersions", ("s3:ListBucketVersions",), "include_version=True"),
+    ArchiveCall("get_object_retention", "GetObjectRetention", ("s3:GetObjectRetention",)),
+    ArchiveCall("set_object_retention", "PutObjectRetention", ("s3:PutObjectRetention",), "extend only"),
+    ArchiveCall("enable_object_legal_hold", "PutObjectLegalHold", ("s3:PutObjectLegalHold",)),
+    ArchiveCall("disable_object_legal_hold", "PutObjectLegalHold", ("s3:PutObjectLegalHold",)),
+    ArchiveCall("is_object_legal_hold_enabled", "GetObjectLegalHold", ("s3:GetObjectLegalHold",)),
+    ArchiveCall(
+        "remove_object", "DeleteObject with versionId", ("s3:DeleteObjectVersion",), "disposition; store enforces lock"
+    ),
+    ArchiveCall(
+        "make_bucket", "CreateBucket", (), "not granted: infra creates both buckets; called only if one is missing"
+    ),
+    ArchiveCall(
+        "set_object_lock_config",
+        "PutObjectLockConfiguration",
+        (),
+        "not granted: infra sets the default retention; called only when it differs from the service's days",
+    ),
 )
-OBJECT_ACTIONS = (
-    "s3:PutObject",
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:DeleteObject",
-    "s3:PutObjectRetention",
-    "s3:GetObjectRetention",
-    "s3:PutObjectLegalHold",
-    "s3:GetObjectLegalHold",
-    "s3:AbortMultipartUpload",
-    "s3:ListMultipartUploadParts",
+# Bucket-level actions apply to arn:aws:s3:::<bucket>, the others to arn:aws:s3:::<bucket>/*.
+_BUCKET_LEVEL = frozenset(
+    {
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "s3:ListBucketMultipartUploads",
+        "s3:GetBucketLocation",
+        "s3:GetBucketVersioning",
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:PutEncryptionConfiguration",
+    }
 )
+_GRANTED = sorted({a for c in ARCHIVE_CALLS for a in c.actions})
+BUCKET_ACTIONS = tuple(a for a in _GRANTED if a in _BUCKET_LEVEL)
+OBJECT_ACTIONS = tuple(a for a in _GRANTED if a not in _BUCKET_LEVEL)
+# Never granted to the archive's identity: wildcards, governance bypass, bucket deletion or
+# reconfiguration (lock, versioning, policy, lifecycle), deletions that leave no version named.
 FORBIDDEN_ACTIONS = frozenset(
-    {"s3:*", "*", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:DeleteBucket", "s3:PutBucketPolicy"}
+    {
+        "s3:*",
+        "*",
+        "s3:BypassGovernanceRetention",
+        "s3:CreateBucket",
+        "s3:DeleteBucket",
+        "s3:DeleteObject",
+        "s3:PutBucketPolicy",
+        "s3:DeleteBucketPolicy",
+        "s3:PutBucketObjectLockConfiguration",
+        "s3:PutBucketVersioning",
+        "s3:PutLifecycleConfiguration",
+        "s3:PutBucketLifecycle",
+    }
 )
+if FORBIDDEN_ACTIONS & set(_GRANTED):  # pragma: no cover - a table edit that would widen the policy
+    raise RuntimeError(f"archive policy would grant {sorted(FORBIDDEN_ACTIONS & set(_GRANTED))}")
 
 
 def archive_policy_document(bucket_names: list[str]) -> str:
@@ -108,14 +165,16 @@ class ArchiveStorageArgs:
 
 
 class ArchiveStorage(pulumi.ComponentResource):
-    bucket_names: pulumi.Output[list[str]]
+    """The records and audit buckets of the archive service and its MinIO identity."""
+
+    buckets: pulumi.Output[dict[str, str]]
     access_key: pulumi.Output[str]
     secret_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: ArchiveStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hdc:infra:ArchiveStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        names: list[pulumi.Output[str]] = []
+        names: dict[str, pulumi.Output[str]] = {}
         for spec in args.buckets:
             bucket = minio.S3Bucket(
                 spec.name,
@@ -132,10 +191,12 @@ class ArchiveStorage(pulumi.ComponentResource):
                 versioning_configuration=minio.S3BucketVersioningVersioningConfigurationArgs(status="Enabled"),
                 opts=child,
             )
+            # The safety net under the per-version dates: equal to the archive's
+            # HDC_ARCHIVE_BUCKET_DEFAULT_RETENTION_DAYS, so the service never tries to change it.
             BucketRetention(
                 f"{spec.name}-retention",
                 bucket=bucket.bucket,
-                years=spec.retention.years,
+                days=spec.default_retention_days,
                 mode="COMPLIANCE",
                 endpoint=args.connection.endpoint,
                 access_key=args.connection.user,
@@ -155,7 +216,7 @@ class ArchiveStorage(pulumi.ComponentResource):
                 ],
                 opts=child,
             )
-            names.append(bucket.bucket)
+            names[spec.role] = bucket.bucket
         secret = random.RandomPassword(f"{name}-secret", length=40, special=False, opts=child)
         user = minio.IamUser(
             args.user_name,
@@ -172,7 +233,7 @@ class ArchiveStorage(pulumi.ComponentResource):
             opts=child,
         )
         minio.IamUserPolicyAttachment(args.user_name, user_name=user.name, policy_name=policy.name, opts=child)
-        self.bucket_names = pulumi.Output.all(*names).apply(list)
+        self.buckets = pulumi.Output.all(**names)
         self.access_key = user.name
         self.secret_key = pulumi.Output.secret(secret.result)
-        self.register_outputs({"bucket_names": self.bucket_names, "access_key": self.access_key})
+        self.register_outputs({"buckets": self.buckets, "access_key": self.access_key})

@@ -280,3 +280,15 @@ def run_program(catalog: str, extra_config: dict[str, str] | None = None, stack:
     start = time.perf_counter()
     program()
     return ProgramRun(cloud=cloud, outputs=resolved, seconds=time.perf_counter() - start)
+
+
+def longest_retention_days(years: list[int]) -> int:
+    """The most days any of these retention periods can span, on the archive's own calendar arithmetic.
+
+    Checked from the 1st of January and of March of every year of a whole Gregorian cycle, so
+    every arrangement of leap days (and the skipped century leap years) is seen.
+    """
+    from archive_service.settings import add_duration
+
+    starts = [dt.datetime(y, m, 1, tzinfo=dt.UTC) for y in range(2000, 2400) for m in (1, 3)]
+    return max(((add_duration(s, f"{n}y") - s).days for n in years if n > 0 for s in starts), default=0)

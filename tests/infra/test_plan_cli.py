@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from mockcloud import MockCloud
+from mockcloud import MockCloud, longest_retention_days
 from typer.testing import CliRunner
 
 from hdc.cli import app
@@ -58,6 +58,29 @@ def test_plan_national_catalog_fits() -> None:
     assert len(plan.platforms) >= 30
     cat = load_catalog("tunisia")
     assert sum(c.vcpu for c in plan.clusters) == sum(t.flavor.vcpu * t.count for p in cat.platforms for t in p.tiers)
+
+
+def test_plan_shows_the_two_archive_buckets() -> None:
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab", "--environment", "prod"])
+    assert result.exit_code == 0, result.output
+    assert "2 archive buckets" in result.output
+    text = result.output.split("Archive storage", 1)[1]
+    assert "COMPLIANCE default 3650 days" in text
+    assert "  records  hdc-prod-archive-records" in text and "HDC_ARCHIVE_BUCKET_RECORDS" in text
+    assert "  audit    hdc-prod-archive-audit" in text and "HDC_ARCHIVE_BUCKET_AUDIT" in text
+    named = ["--records-bucket", "moh-records", "--audit-bucket", "moh-audit", "--retention-days", "7300", "--json"]
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab", *named])
+    assert result.exit_code == 0, result.output
+    buckets = json.loads(result.output)["buckets"]
+    longest = longest_retention_days([r.years for r in load_catalog("lab").retention_classes])
+    assert [(b["role"], b["name"], b["default_retention_days"]) for b in buckets] == [
+        ("records", "moh-records", 7300),
+        ("audit", "moh-audit", 7300),
+    ]
+    assert all(b["noncurrent_expiry_days"] >= max(longest, 7300) + 30 for b in buckets)
+    result = runner.invoke(app, ["infra", "plan", "--catalog", "lab", "--audit-bucket", "Bad_Name"])
+    assert isinstance(result.exception, UserError)
+    assert "hdc:archiveBucketAudit: 'Bad_Name' is not a valid bucket name" in str(result.exception)
 
 
 def test_plan_json() -> None:
@@ -202,9 +225,47 @@ def test_settings_name_the_bad_key() -> None:
     _with_config({"hdc:catalog": "lab", "hdc:managementPorts": "[22, 70000]"})
     with pytest.raises(SettingsError, match="hdc:managementPorts"):
         read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:bucketPrefix": "hdc-lab-archive"})
+    with pytest.raises(SettingsError, match=r"hdc:bucketPrefix is no longer used.*hdc:archiveBucketRecords"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:archiveDefaultRetentionDays": "0"})
+    with pytest.raises(SettingsError, match="hdc:archiveDefaultRetentionDays"):
+        read_settings()
+    _with_config({"hdc:catalog": "lab", "hdc:archiveDefaultRetentionDays": "ten years"})
+    with pytest.raises(SettingsError, match="hdc:archiveDefaultRetentionDays"):
+        read_settings()
     _with_config({"hdc:catalog": "lab"})
     settings = read_settings()
     assert settings.environment == "lab" and settings.target == "openstack" and settings.prefix == "hdc-lab"
+    assert (settings.records_bucket, settings.audit_bucket) == ("hdc-lab-archive-records", "hdc-lab-archive-audit")
+    assert settings.archive_default_retention_days == 3650
+    _with_config(
+        {
+            "hdc:catalog": "lab",
+            "hdc:archiveBucketRecords": "moh-records",
+            "hdc:archiveBucketAudit": "moh-audit",
+            "hdc:archiveDefaultRetentionDays": "7300",
+        }
+    )
+    settings = read_settings()
+    assert (settings.records_bucket, settings.audit_bucket) == ("moh-records", "moh-audit")
+    assert settings.archive_default_retention_days == 7300
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"hdc:archiveBucketRecords": "Records_2024"}, "hdc:archiveBucketRecords: 'Records_2024' is not a valid"),
+        ({"hdc:archiveBucketAudit": "a"}, "hdc:archiveBucketAudit: 'a' is not a valid"),
+        ({"hdc:archiveBucketRecords": "same", "hdc:archiveBucketAudit": "same"}, "must differ"),
+    ],
+)
+def test_program_refuses_bad_bucket_names(config: dict[str, str], message: str) -> None:
+    from infra.program import main
+
+    _with_config({"hdc:catalog": "lab", **config})
+    with pytest.raises(pulumi.RunError, match=message):
+        main()
 
 
 def test_program_reports_a_bad_catalog_without_traceback(tmp_path: Path) -> None:

@@ -242,26 +242,68 @@ def test_medical_volumes_encrypted() -> None:
 
 # -- archive buckets with object lock and versioning --------------------------------------
 def test_bucket_object_lock() -> None:
-    assert check_resource(rules.bucket_object_lock, rules.BUCKET, "b", {"bucket": "b", "objectLocking": True}) == []
-    assert check_resource(rules.bucket_object_lock, rules.BUCKET, "b", {"bucket": "b", "objectLocking": False})
-    assert check_resource(rules.bucket_object_lock, rules.BUCKET, "b", {"bucket": "b"})
-    versioning = {"bucket": "b", "versioningConfiguration": {"status": "Suspended"}}
-    assert check_resource(rules.bucket_object_lock, rules.BUCKET_VERSIONING, "b", versioning)
+    rec = "hdc-lab-archive-records"
+    assert check_resource(rules.bucket_object_lock, rules.BUCKET, rec, {"bucket": rec, "objectLocking": True}) == []
+    assert check_resource(rules.bucket_object_lock, rules.BUCKET, rec, {"bucket": rec, "objectLocking": False})
+    assert check_resource(rules.bucket_object_lock, rules.BUCKET, rec, {"bucket": rec})
+    enabled = {"bucket": rec, "versioningConfiguration": {"status": "Enabled"}}
+    assert check_resource(rules.bucket_object_lock, rules.BUCKET_VERSIONING, rec, enabled) == []
+    versioning = {"bucket": rec, "versioningConfiguration": {"status": "Suspended"}}
+    assert check_resource(rules.bucket_object_lock, rules.BUCKET_VERSIONING, rec, versioning)
+
+
+def _archive_bucket(name: str, days: int | None = 3650, mode: str = "COMPLIANCE") -> list[PolicyResource]:
+    """A bucket as the program declares it: bucket, versioning, and (unless None) its default retention."""
+    out = [
+        policy_resource(rules.BUCKET, name, {"id": name, "bucket": name, "objectLocking": True}),
+        policy_resource(
+            rules.BUCKET_VERSIONING,
+            name,
+            {"id": name, "bucket": name, "versioningConfiguration": {"status": "Enabled"}},
+        ),
+    ]
+    if days is not None:
+        props = {"id": name, "bucket": name, "mode": mode, "days": days, "years": 0}
+        out.append(policy_resource(rules.DYNAMIC, f"{name}-retention", props))
+    return out
 
 
 def test_buckets_versioned_and_retained() -> None:
-    bucket = policy_resource(rules.BUCKET, "b", {"id": "b", "bucket": "b", "objectLocking": True})
-    vers = policy_resource(
-        rules.BUCKET_VERSIONING, "b", {"id": "b", "bucket": "b", "versioningConfiguration": {"status": "Enabled"}}
-    )
-    ret = policy_resource(rules.DYNAMIC, "b-ret", {"id": "b", "bucket": "b", "mode": "COMPLIANCE", "years": 20})
-    assert check_stack(rules.buckets_versioned_and_retained, [bucket, vers, ret]) == []
-    assert len(check_stack(rules.buckets_versioned_and_retained, [bucket])) == 2
-    governance = policy_resource(rules.DYNAMIC, "b-ret", {"id": "b", "bucket": "b", "mode": "GOVERNANCE", "years": 20})
-    assert check_stack(rules.buckets_versioned_and_retained, [bucket, vers, governance])
+    records, audit = "hdc-lab-archive-records", "hdc-lab-archive-audit"
+    both = _archive_bucket(records) + _archive_bucket(audit)
+    assert check_stack(rules.buckets_versioned_and_retained, both) == []
+    # the audit bucket without its default retention: named
+    missing = _archive_bucket(records) + _archive_bucket(audit, days=None)
+    assert [m for m in check_stack(rules.buckets_versioned_and_retained, missing)] == [
+        f"bucket '{audit}' has no COMPLIANCE default retention"
+    ]
+    bare = [policy_resource(rules.BUCKET, audit, {"id": audit, "bucket": audit, "objectLocking": True})]
+    assert len(check_stack(rules.buckets_versioned_and_retained, bare)) == 2
+    governance = _archive_bucket(records, mode="GOVERNANCE") + _archive_bucket(audit)
+    assert check_stack(rules.buckets_versioned_and_retained, governance)
+    zero = _archive_bucket(records, days=0) + _archive_bucket(audit)
+    assert check_stack(rules.buckets_versioned_and_retained, zero)
 
 
-# -- every platform with a backup class ---------------------------------------------------
+def test_the_programs_archive_buckets_are_checked(example: tuple[Catalog, ProgramRun]) -> None:
+    """Object locking off, versioning suspended or the retention gone on the program's buckets: refused."""
+    _, run = example
+    records = [copy.deepcopy(r) for r in run.cloud.records if r.id]
+    buckets = [r for r in records if r.typ == rules.BUCKET]
+    assert sorted(b.props["bucket"].rsplit("-", 1)[1] for b in buckets) == ["audit", "records"]
+    unlocked = buckets[0]
+    unlocked.inputs["objectLocking"] = unlocked.outputs["objectLocking"] = False
+    assert check_resource(rules.bucket_object_lock, unlocked.typ, unlocked.name, unlocked.props)
+    versioning = next(r for r in records if r.typ == rules.BUCKET_VERSIONING)
+    versioning.inputs["versioningConfiguration"] = versioning.outputs["versioningConfiguration"] = {
+        "status": "Suspended"
+    }
+    assert check_resource(rules.bucket_object_lock, versioning.typ, versioning.name, versioning.props)
+    without_retention = [r for r in run.cloud.records if r.id and r.typ != rules.DYNAMIC]
+    problems = check_stack(rules.buckets_versioned_and_retained, as_policy_resources(without_retention))
+    assert len(problems) == 2 and all("no COMPLIANCE default retention" in p for p in problems)
+
+
 def test_backup_class() -> None:
     ok = {"metadata": {"hdc_backup_class": "gold"}}
     assert check_resource(rules.backup_class, rules.INSTANCE, "i", ok) == []

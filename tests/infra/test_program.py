@@ -8,8 +8,10 @@ from ipaddress import ip_address, ip_network
 import pytest
 import yaml
 from cryptography import x509
-from mockcloud import ProgramRun
+from mockcloud import ProgramRun, longest_retention_days
 
+from archive_service.settings import ArchiveSettings
+from infra.storage import ARCHIVE_CALLS
 from inventory.hosts import plan_hosts
 from inventory.model import Catalog, Exposure, ZoneKind
 
@@ -220,30 +222,46 @@ def test_medical_volumes_use_the_encrypted_pool_type(example: tuple[Catalog, Pro
         assert vt["extraSpecs"]["hdc:encrypted"] == ("true" if pools[tier.storage_pool].encrypted else "false")
 
 
-def test_archive_storage_on_minio(example: tuple[Catalog, ProgramRun]) -> None:
+def test_archive_storage_is_the_archive_services_two_buckets(example: tuple[Catalog, ProgramRun]) -> None:
     cat, run = example
+    env = run_env(run)
+    expected = {"records": f"hdc-{env}-archive-records", "audit": f"hdc-{env}-archive-audit"}
+    assert run.outputs["archive_buckets"] == expected
+    assert (
+        run.outputs["archive_default_retention_days"]
+        == ArchiveSettings.model_fields["bucket_default_retention_days"].default
+        == 3650
+    )
     buckets = {r.props["bucket"]: r for r in run.of_type("minio:index/s3Bucket:S3Bucket")}
-    expected = {f"hdc-{run_env(run)}-archive-{r.id}": r for r in cat.retention_classes if r.years > 0}
-    assert set(buckets) == set(expected) == set(run.outputs["archive_buckets"])
+    assert set(buckets) == set(expected.values())
     assert all(b.props["objectLocking"] is True and b.props["forceDestroy"] is False for b in buckets.values())
     # records outlive the stack: protected against replacement, retained by `pulumi destroy`
     assert all(b.protect and b.retain_on_delete for b in buckets.values())
     versioning = {r.props["bucket"]: r.props for r in run.of_type("minio:index/s3BucketVersioning:S3BucketVersioning")}
     retention = {r.props["bucket"]: r.props for r in run.of_type("pulumi-python:dynamic:Resource")}
     lifecycle = {r.props["bucket"]: r.props for r in run.of_type("minio:index/ilmPolicy:IlmPolicy")}
-    for name, rc in expected.items():
+    assert set(versioning) == set(retention) == set(lifecycle) == set(buckets)
+    # the longest retention any version can get from the catalog, counted with leap days
+    longest = longest_retention_days([r.years for r in cat.retention_classes])
+    for name in expected.values():
         assert versioning[name]["versioningConfiguration"]["status"] == "Enabled"
-        assert (retention[name]["mode"], retention[name]["years"]) == ("COMPLIANCE", rc.years)
+        assert (retention[name]["mode"], retention[name]["days"], retention[name]["years"]) == ("COMPLIANCE", 3650, 0)
         assert retention[name]["endpoint"] == "127.0.0.1:9000"
-        rule = lifecycle[name]["rules"][0]
-        assert rule["status"] == "Enabled" and rule["noncurrentVersionExpirationDays"] >= rc.years * 365
+        (rule,) = lifecycle[name]["rules"]
+        assert rule["status"] == "Enabled"
+        assert rule["noncurrentVersionExpirationDays"] >= max(longest, 3650) + 30
+        assert "expirationDays" not in rule or not rule["expirationDays"], "current versions never expire"
     (policy,) = run.of_type("minio:index/iamPolicy:IamPolicy")
     doc = json.loads(policy.props["policy"])
-    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    granted = {a for s in doc["Statement"] for a in s["Action"]}
     resources = {res for s in doc["Statement"] for res in s["Resource"]}
-    assert "s3:PutObject" in actions and "s3:GetObjectVersion" in actions
-    assert not actions & {"s3:*", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:DeleteBucket"}
-    assert resources == {f"arn:aws:s3:::{b}" for b in expected} | {f"arn:aws:s3:::{b}/*" for b in expected}
+    assert granted == {a for c in ARCHIVE_CALLS for a in c.actions}
+    assert {"s3:PutObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:PutObjectRetention"} <= granted
+    assert not granted & {"s3:*", "*", "s3:BypassGovernanceRetention", "s3:DeleteBucket", "s3:DeleteObject"}
+    assert not granted & {"s3:CreateBucket", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy"}
+    assert not any("*" in a for a in granted)
+    names = set(expected.values())
+    assert resources == {f"arn:aws:s3:::{b}" for b in names} | {f"arn:aws:s3:::{b}/*" for b in names}
     (attach,) = run.of_type("minio:index/iamUserPolicyAttachment:IamUserPolicyAttachment")
     (user,) = run.of_type("minio:index/iamUser:IamUser")
     assert attach.props["userName"] == user.props["name"] == run.outputs["archive_access_key"]
