@@ -118,7 +118,11 @@ class LinkExposition:
 
     def render(self) -> bytes:
         """The link series as Prometheus text (rendered on each call: plain scrapes are rare)."""
-        return b"".join(self._families(self.snapshot()))
+        return b"".join(self.stream())
+
+    def stream(self) -> Iterator[bytes]:
+        """The link series, one family at a time (a plain-text scrape never holds all of it)."""
+        return self._families(self.snapshot())
 
     def render_gzip(self, tail: bytes) -> bytes:
         """Link series then `tail`, as one gzip stream. The link part is compressed once per

@@ -94,9 +94,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def test_scrape_passes_promtool_and_carries_the_readings(running: Running) -> None:
-    text = httpx.get(running.url + "/metrics", timeout=5).text
-    res = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
-    assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res.stdout + res.stderr
+    gz = httpx.get(running.url + "/metrics", headers={"accept-encoding": "gzip"}, timeout=5)
+    plain = httpx.get(running.url + "/metrics", headers={"accept-encoding": "identity"}, timeout=5)
+    assert gz.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    text = gz.text
+    assert "hdc_link_in_bytes_per_second{" in plain.text and "hdc_poller_targets 3.0" in plain.text
+    for body in (text, plain.text):
+        res = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, check=False)
+        assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res.stdout + res.stderr
     labels = 'facility="exp-b",facility_name="Hôpital exp-b",kind="primary_care_centre",region="south"'
     assert f"hdc_link_up{{{labels}}} 1.0" in text
     line = next(ln for ln in text.splitlines() if ln.startswith(f"hdc_link_in_bytes_per_second{{{labels}}}"))
