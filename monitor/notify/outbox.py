@@ -228,7 +228,11 @@ class Outbox:
 
 
 class OutboxWorker:
-    """Runs the outbox on the monitor's event loop; sending happens in a thread (Apprise blocks)."""
+    """Runs the outbox on the monitor's event loop; sending happens in a thread (Apprise blocks).
+
+    Stopping is graceful: a message being sent is finished and recorded before the worker
+    exits, so a restart does not send it again (only a crash can, see the module docstring).
+    """
 
     def __init__(self, outbox: Outbox, *, clock: Callable[[], float] = time.time, tick: float = 0.25) -> None:
         self.outbox = outbox
@@ -236,6 +240,7 @@ class OutboxWorker:
         self.tick = tick
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.delivered = 0
         self.failures = 0
 
@@ -248,23 +253,33 @@ class OutboxWorker:
 
     def start(self) -> None:
         if not self.running:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self.run(), name="hdc-outbox")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Let the message in flight finish (up to `timeout`), then end the worker."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the queue alive; the rows stay in SQLite
                 log.exception("outbox step failed")
+            if self._stopping:
+                break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
@@ -274,8 +289,17 @@ class OutboxWorker:
         self.outbox.group_events(now)
         self.outbox.flush_groups(now)
         for row in self.outbox.due(now):
+            if self._stopping:
+                return
             self.outbox.begin_attempt(row, self.clock())
-            error = await asyncio.to_thread(self.outbox.send, row)
+            sending = asyncio.ensure_future(asyncio.to_thread(self.outbox.send, row))
+            try:
+                error = await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                # cancelled mid-send: the destination may accept it; record the outcome before leaving
+                error = await sending
+                self.outbox.finish_attempt(row, self.clock(), error)
+                raise
             self.outbox.finish_attempt(row, self.clock(), error)
             if error is None:
                 self.delivered += 1

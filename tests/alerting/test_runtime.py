@@ -23,7 +23,7 @@ def snap(downs: tuple[str, ...] = ()) -> dict[str, LinkState]:
     return {f.id: down(f.id, now) if f.id in downs else up(f.id, now) for f in LAB.polled_facilities()}
 
 
-async def wait_mail(smtp: Smtp, n: int, timeout: float = 20) -> None:
+async def wait_mail(smtp: Smtp, n: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while len(smtp.messages()) < n:
         assert time.monotonic() < deadline, f"{len(smtp.messages())} mails, expected {n}"
@@ -81,3 +81,39 @@ async def test_one_destination_down_does_not_block_or_duplicate_the_other(
         assert rows[1]["attempts"] >= 2
     finally:
         await rt.stop()
+
+
+async def test_stopping_mid_send_records_it_and_a_restart_does_not_resend(
+    mail: Smtp, routes_file: Path, tmp_path: Path
+) -> None:
+    from monitor.alerting import AlertEngine, Store
+    from monitor.notify import EmailIntegration, Outbox, OutboxWorker, load_notify_config
+    from monitor.rules import load_rules
+
+    class SlowEmail(EmailIntegration):
+        """The real e-mail integration, slow enough that the stop lands while it is sending."""
+
+        def send(self, url: str, title: str, body: str, *, ref: str, timeout: float = 20.0) -> None:
+            time.sleep(0.8)
+            super().send(url, title, body, ref=ref, timeout=timeout)
+
+    cfg = load_notify_config(routes_file)
+    cfg = cfg.model_copy(update={"grouping": cfg.grouping.model_copy(update={"wait": 0.0})})
+    store = Store(tmp_path / "a.db")
+    AlertEngine(LAB, load_rules(), store).evaluate(snap(("hu-sfax",)), time.time())
+    worker = OutboxWorker(Outbox(store, cfg, LAB, integration=lambda url: SlowEmail()), tick=0.05)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while store.db.execute("SELECT COALESCE(MAX(attempts), 0) FROM outbox").fetchone()[0] < 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    await worker.stop()  # lands while the message is being sent
+    row = store.db.execute("SELECT status, attempts FROM outbox").fetchone()
+    assert (row["status"], row["attempts"]) == ("sent", 1)
+    assert len(mail.messages()) == 1
+    again = OutboxWorker(Outbox(store, cfg, LAB), tick=0.05)
+    again.start()
+    await asyncio.sleep(1.5)
+    await again.stop()
+    assert len(mail.messages()) == 1
+    store.close()

@@ -11,8 +11,8 @@ from tests.noc.conftest import Stack
 
 def test_link_down_then_up_one_french_mail_each(stack: Stack) -> None:
     stack.smtp.clear()
-    t_down = time.time()
     stack.sim.set_oper_status("hu-sfax", up=False)
+    t_down = time.time()  # the simulated interface is down from here on (snmpset has returned)
     wait_until(lambda: len(stack.smtp.messages()) >= 1, 2 * stack.interval + 5, "firing e-mail", interval=0.05)
     arrived = time.time()
     [msg] = stack.smtp.messages()
@@ -27,8 +27,8 @@ def test_link_down_then_up_one_french_mail_each(stack: Stack) -> None:
     assert set_to_mail <= 2 * stack.interval + 1.5  # two poll intervals (+ grouping wait 1 s, SMTP)
     assert "Région : Sfax" in body(msg) and "valeur actuelle : oper down" in body(msg)
 
-    t_up = time.time()
     stack.sim.set_oper_status("hu-sfax", up=True)
+    t_up = time.time()
     wait_until(lambda: len(stack.smtp.messages()) >= 2, 2 * stack.interval + 5, "resolved e-mail", interval=0.05)
     print(f"link up: snmpset→resolved mail {time.time() - t_up:.2f} s")
     time.sleep(2 * stack.interval)  # nothing else may arrive
