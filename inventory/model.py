@@ -92,6 +92,15 @@ class Link(Strict):
     bandwidth_mbps: Annotated[int, Field(gt=0, le=400_000)]
     parent: Slug | None = Field(None, description="aggregation site the link hangs from; none = the core")
 
+    @field_validator("router")
+    @classmethod
+    def _pollable(cls, value: IPv4Address | None) -> IPv4Address | None:
+        if value is not None and (
+            value.is_unspecified or value.is_multicast or value.is_reserved or value == IPv4Address("255.255.255.255")
+        ):
+            raise ValueError(f"{value} is not a router's unicast address")
+        return value
+
 
 class FacilityKind(StrEnum):
     AGGREGATION_SITE = "aggregation_site"

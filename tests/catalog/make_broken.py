@@ -25,6 +25,7 @@ MUTATIONS = {
     "missing-name-ar": ("    name_ar: نقطة الشمال\n", ""),
     "name-ar-not-arabic": ("name_ar: المستشفى الجهوي بالشمال", "name_ar: Hopital regional"),
     "bad-router-address": ("router: 10.1.0.2", "router: 10.1.0.300"),
+    "multicast-router-address": ("router: 10.1.0.2", "router: 224.0.0.5"),
     "parent-not-aggregation-site": ("link: {bandwidth_mbps: 20, parent: pop-north}", "link: {bandwidth_mbps: 20, parent: hr-north}"),
     "flow-port-not-listened": ("{from_tier: app, to_tier: db, port: 5432}", "{from_tier: app, to_tier: db, port: 3306}"),
     "db-tier-in-dmz": ("{name: db, zone: data,", "{name: db, zone: dmz,"),
