@@ -19,10 +19,8 @@ from hdc.errors import UserError
 from inventory.loader import load_catalog
 from inventory.secrets import SecretError, resolve
 from monitor.notify.config import load_notify_config
-from monitor.notify.render import fmt_time
 from monitor.rules.loader import load_rules
 
-from .promexport import alertmanager_config, dump, prometheus_rules
 from .silences import check_silence, parse_when
 from .store import Store
 
@@ -40,6 +38,10 @@ rules_app = typer.Typer(
 DbOpt = typer.Option(None, "--db", help="alert state file (default: HDC_ALERTING_DB or .state/monitor/alerts.db)")
 RulesOpt = typer.Option(None, "--rules", help="rule file (default: HDC_ALERTING_RULES, else the shipped default.yaml)")
 CatalogOpt = typer.Option(None, "--catalog", help="catalog name or path (default: HDC_ALERTING_CATALOG, else lab)")
+
+
+def fmt_time(ts: float | None) -> str:
+    return "—" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def _settings() -> AlertingSettings:
@@ -275,6 +277,8 @@ def export_prometheus(
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Prometheus alerting rules equivalent to the rule file (check with `promtool check rules`)."""
+    from .promexport import dump, prometheus_rules
+
     cat = _catalog(catalog) if topology else None
     _write(dump(prometheus_rules(_rules(rules), cat, noc_url)), output)
 
@@ -289,6 +293,8 @@ def export_alertmanager(
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Alertmanager routing (severity, region), grouping and topology inhibition from the same files."""
+    from .promexport import alertmanager_config, dump
+
     cfg = load_notify_config(routes)
     url = webhook_url or f"{cfg.noc_url.rstrip('/')}/api/alertmanager/webhook"
     if not url.startswith(("http://", "https://")):

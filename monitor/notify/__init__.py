@@ -1,20 +1,31 @@
-"""Notifications: grouping, templates (fr/ar/en), routing by severity and region, a persistent outbox, Apprise."""
+"""Notifications: grouping, templates (fr/ar/en), routing by severity and region, a persistent outbox, Apprise.
 
-from .config import NotifyConfig, Route, load_notify_config
-from .integrations import AppriseIntegration, DeliveryError, EmailIntegration, Integration, integration_for
-from .outbox import Outbox, OutboxWorker
-from .render import render
+Names are loaded on first use: importing the package (as the `hdc` CLI does) does not load
+Apprise and its plugins, which takes seconds.
+"""
 
-__all__ = [
-    "AppriseIntegration",
-    "DeliveryError",
-    "EmailIntegration",
-    "Integration",
-    "NotifyConfig",
-    "Outbox",
-    "OutboxWorker",
-    "Route",
-    "integration_for",
-    "load_notify_config",
-    "render",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AppriseIntegration": "integrations",
+    "DeliveryError": "integrations",
+    "EmailIntegration": "integrations",
+    "Integration": "integrations",
+    "integration_for": "integrations",
+    "NotifyConfig": "config",
+    "Route": "config",
+    "load_notify_config": "config",
+    "Outbox": "outbox",
+    "OutboxWorker": "outbox",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,6 @@ import logging
 from abc import ABC, abstractmethod
 from urllib.parse import quote
 
-import apprise
-
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +45,8 @@ class AppriseIntegration(Integration):
         return url + ("&" if "?" in url else "?") + "&".join(extra)
 
     def send(self, url: str, title: str, body: str, *, ref: str, timeout: float = 20.0) -> None:
+        import apprise  # seconds to load its plugins: only where a message is really sent
+
         target = self.with_timeouts(self.prepare(url, ref), timeout)
         sender = apprise.Apprise()
         if not sender.add(target):
@@ -71,6 +71,8 @@ class EmailIntegration(AppriseIntegration):
 
 def warm_up() -> None:
     """Load Apprise's plugins now (seconds on a busy host) rather than when the first alert is sent."""
+    import apprise
+
     apprise.Apprise().add("json://127.0.0.1")
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from inventory.loader import load_catalog
 from monitor.alerting import AlertEngine, Store
-from monitor.notify import Outbox, load_notify_config, render
+from monitor.notify import Outbox, load_notify_config
+from monitor.notify.render import render
 from monitor.rules import RulesError, load_rules
 from tests.alerting.helpers import down, storm_catalog, up
 from tests.alerting.smtp import Smtp, body
