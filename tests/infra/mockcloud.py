@@ -6,6 +6,7 @@ compare what the program declared with the catalog and feed it through the polic
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -250,11 +251,20 @@ class ProgramRun:
         return [r for r in self.cloud.records if r.parent == parent_urn]
 
 
+def ensure_event_loop() -> None:
+    """`pulumi.runtime.test` drives the main thread's event loop; async tests run earlier may have left none."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(catalog: str, extra_config: dict[str, str] | None = None, stack: str = "lab") -> ProgramRun:
     """Run the whole program under mocks and return every resource and the resolved outputs."""
     from infra.program import build
     from infra.settings import read_settings
 
+    ensure_event_loop()
     cloud = MockCloud()
     pulumi.runtime.set_mocks(cloud, project="hdc", stack=stack, preview=False, monitor=RecordingMonitor(cloud))
     password = secrets.token_urlsafe(24)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from mockcloud import MockCloud, longest_retention_days
+from mockcloud import MockCloud, ensure_event_loop, longest_retention_days
 from typer.testing import CliRunner
 
 from hdc.cli import app
@@ -199,6 +199,7 @@ def test_stack_files_hold_no_secrets() -> None:
 
 
 def _with_config(config: dict[str, str]) -> None:
+    ensure_event_loop()
     pulumi.runtime.set_mocks(MockCloud(), project="hdc", stack="lab", preview=True)
     pulumi.runtime.set_all_config(config)
 
@@ -307,6 +308,7 @@ def test_pulumi_entry_point_runs_the_whole_program() -> None:
     from mockcloud import RecordingMonitor
 
     cloud = MockCloud()
+    ensure_event_loop()
     pulumi.runtime.set_mocks(cloud, project="hdc", stack="lab", preview=True, monitor=RecordingMonitor(cloud))
     pulumi.runtime.set_all_config(
         {

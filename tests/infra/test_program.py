@@ -8,7 +8,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 import yaml
 from cryptography import x509
-from mockcloud import ProgramRun, longest_retention_days
+from mockcloud import ProgramRun, ensure_event_loop, longest_retention_days
 
 from archive_service.settings import ArchiveSettings
 from infra.storage import ARCHIVE_CALLS
@@ -305,6 +305,8 @@ def test_outputs_are_mappings_even_when_empty() -> None:
     from mockcloud import MockCloud
 
     from infra.program import _mapping
+
+    ensure_event_loop()
 
     pulumi.runtime.set_mocks(MockCloud(), project="hdc", stack="lab", preview=False)
     seen: list[object] = []
