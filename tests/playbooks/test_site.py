@@ -83,6 +83,16 @@ def test_firewall_allows_declared_flows_and_drops_the_rest(site: dict[str, Any],
     ruleset = hosts.in_host("archive-db-01", ["nft", "list", "chain", "inet", "hdc", "input"]).stdout
     assert "policy drop" in ruleset
     assert "10.20.1.10" in ruleset and "tcp dport 5432 accept" in ruleset
+
+
+def test_sysctl_hardening_file_applies(site: dict[str, Any], hosts: Lab) -> None:
+    """nspawn keeps /proc/sys read-only, so the role installs the keys and the kernel applies them at
+    boot (systemd-sysctl); here the installed file is applied to the host's namespace from outside."""
+    app = hosts.hosts["archive-app-01"]
+    conf = app.merged / "etc/sysctl.d/60-hdc-net.conf"
+    assert "net.ipv4.conf.all.accept_redirects = 0" in conf.read_text()
+    r = hosts.exec_in("archive-app-01", ["sysctl", "-p", str(conf)])
+    assert r.returncode == 0, r.stderr
     r = hosts.exec_in("archive-app-01", ["sysctl", "-n", "net.ipv4.conf.all.accept_redirects"])
     assert r.stdout.strip() == "0"
 
@@ -178,4 +188,4 @@ def test_backup_dumps_the_catalog_and_configuration(site: dict[str, Any], hosts:
     r = hosts.in_host("archive-db-01", ["sh", "-c", "ls /var/backups/hdc/postgresql /var/backups/hdc/config"])
     assert "archive-" in r.stdout and "config-" in r.stdout
     r = hosts.in_host("archive-db-01", ["sh", "-c", "pg_restore -l /var/backups/hdc/postgresql/archive-*.dump"])
-    assert r.returncode == 0 and "TABLE" in r.stdout, r.stdout[-500:] + r.stderr
+    assert r.returncode == 0 and "dbname: archive" in r.stdout, r.stdout[-500:] + r.stderr
