@@ -198,7 +198,7 @@ def _banner(cfg: RunConfig, monitor_url: str, archive_url: str, seeded: int, sta
         f"""
 hdc is running on embedded defaults (catalog '{cfg.catalog}'). Look here:
 
-  NOC page (live link states)    {monitor_url}/
+  NOC page (live link states)    {monitor_url}/noc
   Prometheus metrics (monitor)   {monitor_url}/metrics
   Archive API docs (OpenAPI)     {archive_url}/docs   ({seeded} sample records stored)
   Archive metrics                {archive_url}/metrics

@@ -11,9 +11,11 @@ import typer
 from hdc.errors import UserError
 from inventory.loader import load_catalog
 from inventory.secrets import ensure_secrets, secrets_dir
+from monitor.alerting.cli import register as register_alerting_commands
 from monitor.state import LinkState
 
 app = typer.Typer(help="Poll facility links over SNMP and export them to Prometheus.", no_args_is_help=True)
+register_alerting_commands(app)  # `hdc monitor alerts|silence|rules …`
 
 
 @app.command()
@@ -78,9 +80,12 @@ def run(
     timeout: float | None = typer.Option(None, help="seconds to wait for an answer (HDC_MONITOR_TIMEOUT)"),
     retries: int | None = typer.Option(None, help="retries after a timeout (HDC_MONITOR_RETRIES)"),
     concurrency: int | None = typer.Option(None, help="requests in flight (HDC_MONITOR_CONCURRENCY)"),
+    alerts: bool = typer.Option(True, help="evaluate alert rules, notify, and serve the NOC page and alert API"),
+    rules: Path | None = typer.Option(None, help="alert rule file (HDC_ALERTING_RULES; default: the shipped rules)"),
+    routes: Path | None = typer.Option(None, help="notification routing file (HDC_ALERTING_ROUTES; none: no sending)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Poll the catalog's facility links forever and serve Prometheus metrics."""
+    """Poll the catalog's facility links forever; serve metrics, the NOC page (/noc) and the alert API."""
     import asyncio
 
     from .service import MonitorService, parse_listen
@@ -96,7 +101,24 @@ def run(
         f"metrics on http://{host}:{port}/metrics",
         err=True,
     )
-    asyncio.run(service.serve(host, port))
+    alerting = None
+    if alerts:
+        from fastapi.responses import RedirectResponse
+
+        from .noc import attach, load_alerting_settings
+
+        alerting = attach(service, load_alerting_settings(catalog=catalog, rules=rules, routes=routes))
+        service.app.add_api_route("/", lambda: RedirectResponse("/noc"), methods=["GET"], include_in_schema=False)
+        typer.echo(f"NOC page on http://{host}:{port}/noc", err=True)
+
+    async def serve() -> None:
+        try:
+            await service.serve(host, port)
+        finally:
+            if alerting is not None:
+                await alerting.stop()
+
+    asyncio.run(serve())
 
 
 @app.command("poll-once")

@@ -5,6 +5,10 @@ an override named ``handleMgmtOperation``; pysnmp 7.1 renamed the hook to
 ``handle_management_operation``, so the override is never called and every endpoint serves
 the same file. The simulator needs one distinct router per facility behind a shared community,
 so this entry point re-attaches the selection under the new name and then runs snmpsim as is.
+
+snmpsim's ``writecache`` variation keeps written values in one module-wide cache keyed by OID
+alone, so an ``snmpset`` of ifOperStatus.2 on one simulated router changed it on every router
+with an ifIndex 2. `_per_agent_writecache` gives each data file (each router) its own cache.
 Usage: ``python -m monitor.snmpsim_runner <snmpsim-command-responder arguments>``.
 """
 
@@ -56,8 +60,36 @@ def _install() -> None:
     patch(responder.BulkCommandResponder, cmdrsp.BulkCommandResponder)
 
 
+def _per_agent_writecache() -> None:
+    from snmpsim import variation
+
+    load = variation.load_variation_modules
+
+    def load_with_per_agent_cache(*args: Any, **kwargs: Any) -> Any:
+        modules = load(*args, **kwargs)
+        if not isinstance(modules, dict) or "writecache" not in modules:
+            return modules
+        namespace = modules["writecache"][0]  # the module's globals: its variate() reads moduleContext there
+        shared = namespace["moduleContext"]
+        variate = namespace["variate"]
+        per_file: dict[str, dict[str, Any]] = {}
+
+        def variate_per_agent(oid: Any, tag: Any, value: Any, **context: Any) -> Any:
+            own = per_file.get(context["dataFile"])
+            if own is None:
+                own = per_file[context["dataFile"]] = {"settings": shared.get("settings", {}), "cache": {}}
+            namespace["moduleContext"] = own
+            return variate(oid, tag, value, **context)
+
+        namespace["variate"] = variate_per_agent
+        return modules
+
+    variation.load_variation_modules = load_with_per_agent_cache
+
+
 def main() -> int:
     _install()
+    _per_agent_writecache()
     from snmpsim.commands import responder
 
     sys.argv[0] = "snmpsim-command-responder"

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from monitor.poller import Poller
 from monitor.settings import PollerSettings
 from monitor.simulator import AgentOverride, Simulator
 from monitor.state import LinkState, OperStatus
-from monitor.targets import Target, V2cCredentials, V3Credentials, targets_from_catalog
+from monitor.targets import Target, V2cCredentials, V3Credentials, target_for, targets_from_catalog
 
 from .helpers import facility, udp_port, write_catalog, write_secrets
 
@@ -49,7 +50,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         facility("renumbered", "127.71.0.6", port),
         facility("badtype", "127.71.0.7", port),
         facility("downlink", "127.71.0.8", port, bandwidth=20, kind="primary_care_centre"),
-        facility("zero-address", "0.0.0.0", port),
     ]
     catalog = write_catalog(tmp / "catalog", facs)
     overrides = {
@@ -60,11 +60,18 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         "renumbered": AgentOverride(if_index=9),
         "badtype": AgentOverride(records={"1.3.6.1.2.1.31.1.1.1.6.2": "4|not a counter"}),
     }
-    ids = {f["id"] for f in facs} - {"zero-address"}
+    ids = {f["id"] for f in facs}
     sim = Simulator(catalog, tmp / "sim", overrides, facility_ids=ids)
     sim.start()
+    # The catalog refuses a 0.0.0.0 router; the poller guards against one all the same (defence in depth).
+    fast = catalog.facility("fast")
+    assert fast is not None and fast.link is not None
+    zero = fast.model_copy(
+        update={"id": "zero-address", "link": fast.link.model_copy(update={"router": IPv4Address("0.0.0.0")})}
+    )
     try:
-        yield Net(catalog, sim, {t.facility_id: t for t in targets_from_catalog(catalog)})
+        targets = {t.facility_id: t for t in targets_from_catalog(catalog)}
+        yield Net(catalog, sim, {**targets, "zero-address": target_for(zero)})
     finally:
         sim.stop()
         mp.undo()
@@ -174,12 +181,16 @@ async def test_wrong_community_and_wrong_v3_keys(net: Net) -> None:
 
 
 async def test_link_taken_down_with_snmpset(net: Net) -> None:
-    poller = Poller([net.targets["downlink"]], SETTINGS)
+    # "fast" has the same uplink ifIndex as "downlink": taking one router's link down must not touch the other's
+    assert net.targets["fast"].if_index == net.targets["downlink"].if_index
+    poller = Poller([net.targets["downlink"], net.targets["fast"]], SETTINGS)
     try:
         assert (await poller.run_cycle())["downlink"].link_up
         net.sim.set_oper_status("downlink", up=False)
-        st = (await poller.run_cycle())["downlink"]
+        snap = await poller.run_cycle()
+        st = snap["downlink"]
         assert st.reachable and st.oper_status is OperStatus.DOWN and not st.link_up
+        assert snap["fast"].link_up
         net.sim.set_oper_status("downlink", up=True)
         assert (await poller.run_cycle())["downlink"].link_up
     finally:
