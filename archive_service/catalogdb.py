@@ -192,6 +192,7 @@ def _sqlite_fts(conn: Connection) -> None:
 
     An older index without the facility column is rebuilt in place.
     """
+    conn.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts_vocab USING fts5vocab(records_fts, 'row')"))
     exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'records_fts'")).first()
     if exists:
         cols = tuple(r[1] for r in conn.execute(text("PRAGMA table_info(records_fts)")))
@@ -244,6 +245,28 @@ def title_matches(dialect: str, title: str, words: Sequence[str]) -> bool:
         return all(any(t.startswith(_fold(w)) for t in tokens) for w in words)
     low = title.lower()
     return all(w.lower() in low for w in words)
+
+
+#: Above this estimated share of matching titles, walking the date-ordered index and checking titles
+#: finds a page sooner than materialising every FTS match (common words); below it, FTS wins.
+SCAN_SELECTIVITY = 0.02
+SCAN_CAP = 50_000
+
+
+def sqlite_title_selectivity(conn: Connection, words: Sequence[str]) -> float:
+    """Estimated share of records whose title has every word (from the FTS vocabulary, independent words)."""
+    total = conn.execute(text("SELECT max(seq) FROM records")).scalar() or 0
+    if not total:
+        return 0.0
+    share = 1.0
+    for w in words:
+        f = _fold(w)
+        docs = conn.execute(
+            text("SELECT coalesce(sum(doc), 0) FROM records_fts_vocab WHERE term >= :lo AND term < :hi"),
+            {"lo": f, "hi": f + "\U0010ffff"},
+        ).scalar()
+        share *= min(1.0, float(docs or 0) / total)
+    return share
 
 
 def title_condition(dialect: str, q: str, facility: str | None = None) -> ColumnElement[bool] | None:
@@ -303,6 +326,9 @@ def search(
         conds.append(records.c.document_date <= date_to)
     words = _WORD.findall(q or "")
     post_filter = bool(words) and patient_index is not None
+    scan = False
+    if words and not post_filter and conn.dialect.name == "sqlite":
+        scan = post_filter = sqlite_title_selectivity(conn, words) >= SCAN_SELECTIVITY
     if words and not post_filter:
         one = facilities[0] if facilities is not None and len(facilities) == 1 else None
         cond = title_condition(conn.dialect.name, q or "", one)
@@ -320,15 +346,22 @@ def search(
         .order_by(records.c.document_date.desc(), records.c.seq.desc())
         .limit(limit + 1)
     )
+    rows: list[Row[Any]] = []
     if post_filter:
-        # A patient has few records: read them in order and apply the title rule here, rather than
-        # materialising every title match of a common word in the whole catalog.
-        rows = []
-        for row in conn.execute(stmt.limit(None)):
+        # A patient has few records, and common words match a large share of titles: read in date
+        # order and apply the title rule here, rather than materialising every match in the catalog.
+        scanned = 0
+        for row in conn.execute(stmt.limit(None if not scan else SCAN_CAP)):
+            scanned += 1
             if title_matches(conn.dialect.name, row.title, words):
                 rows.append(row)
                 if len(rows) > limit:
                     break
+        if scan and len(rows) <= limit and scanned >= SCAN_CAP:  # the estimate was wrong: use the index
+            one = facilities[0] if facilities is not None and len(facilities) == 1 else None
+            cond = title_condition(conn.dialect.name, q or "", one)
+            assert cond is not None
+            rows = list(conn.execute(stmt.where(cond)))
     else:
         rows = list(conn.execute(stmt))
     nxt = encode_cursor(rows[limit - 1]) if len(rows) > limit else None

@@ -237,3 +237,25 @@ def test_api_on_postgresql(devstore: DevStore, postgres: str, tmp_path_factory: 
         ).json()["results"]
         assert [h["record_id"] for h in hits] == [rid] and hits[0]["current_version"] == 2
         assert client.get(f"/records/{rid}/content", headers=api.token("archivist")).content == b"on postgres v2"
+
+
+def test_title_search_strategies_agree(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite walks the date index for common words and uses FTS for rare ones: same answers."""
+    _fill(engine)
+    cases = [
+        {"q": "radiographie"},
+        {"q": "radio genou"},
+        {"q": "echographie"},
+        {"q": "bilan", "facilities": ["hr-ariana"]},
+        {"q": "budget", "record_class": "administrative"},
+    ]
+
+    def run() -> list[list[str]]:
+        with engine.connect() as conn:
+            return [[r.record_id for r in db.search(conn, limit=7, **c)[0]] for c in cases]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "SCAN_SELECTIVITY", 0.0)
+    scanned = run()
+    monkeypatch.setattr(db, "SCAN_SELECTIVITY", 2.0)
+    indexed = run()
+    assert scanned == indexed and all(scanned)
