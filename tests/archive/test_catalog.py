@@ -245,7 +245,7 @@ def test_title_search_strategies_agree(engine: Engine, monkeypatch: pytest.Monke
     cases = [
         {"q": "radiographie"},
         {"q": "radio genou"},
-        {"q": "echographie"},
+        {"q": "pulmonaire"},
         {"q": "bilan", "facilities": ["hr-ariana"]},
         {"q": "budget", "record_class": "administrative"},
     ]
