@@ -265,18 +265,18 @@ async def ingest(
     slots = asyncio.Semaphore(s.upload_concurrency)
     maybe_completed = False
 
-    def upload(number: int, data: bytes, first_counter: int, last: bool) -> str:
+    def upload(number: int, box: list[bytes], first_counter: int, last: bool) -> str:
         assert started is not None
         record_id, version, envelope, cipher, _retain, upload_id = started
         head = envelope.to_header() if number == 1 else b""
-        sealed = seal_part(cipher, data, first_counter, chunk, last, head)
-        del data
+        sealed = seal_part(cipher, box.pop(), first_counter, chunk, last, head)  # plaintext freed before sending
         return archive.store.upload_part(object_key(record_id, version), upload_id, number, sealed)
 
-    async def submit(data: bytes, last: bool) -> None:
+    async def submit(box: list[bytes], last: bool) -> None:
+        """Hand one part's plaintext (in a box the worker empties, so it is freed once sealed) to a worker."""
         number = len(parts) + 1
         await slots.acquire()
-        fut = loop.run_in_executor(archive.pool, upload, number, data, (number - 1) * chunks_per_part, last)
+        fut = loop.run_in_executor(archive.pool, upload, number, box, (number - 1) * chunks_per_part, last)
         fut.add_done_callback(lambda _f: slots.release())
         parts.append(fut)
         # Surface an upload failure early instead of streaming the rest of the body for nothing.
@@ -298,9 +298,9 @@ async def ingest(
                     started = await loop.run_in_executor(
                         None, _begin_multipart, archive, meta, who, sha256, content_type, existing, reason
                     )
-                data = bytes(pending[:part_size])
+                box = [bytes(pending[:part_size])]
                 del pending[:part_size]
-                await submit(data, last=False)
+                await submit(box, last=False)
         digest = hasher.hexdigest()
         if digest != sha256:
             raise BadInput(f"SHA-256 mismatch: client sent {sha256}, content hashes to {digest}; nothing stored")
@@ -310,7 +310,7 @@ async def ingest(
             return await loop.run_in_executor(
                 archive.pool, _store_small, archive, meta, who, sha256, content_type, existing, reason, data
             )
-        await submit(bytes(pending), last=True)
+        await submit([bytes(pending)], last=True)
         pending.clear()
         etags = list(await asyncio.gather(*parts))
         record_id, version, _env, _cipher, retain, upload_id = started
