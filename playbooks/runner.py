@@ -30,6 +30,7 @@ from .catalog_vars import derived_group_vars, derived_host_vars
 from .monitoring_files import render_monitoring_files
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent
+RUNBOOKS_DIR = PLAYBOOKS_DIR.parent / "runbooks"
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -164,6 +165,7 @@ def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] |
             "vars": {
                 **derived_group_vars(inv.catalog),
                 "hdc_catalog_dir": str(inv.catalog_dir.resolve()),
+                "hdc_runbooks_dir": str(RUNBOOKS_DIR) if RUNBOOKS_DIR.is_dir() else "",
                 **files,
             },
             "hosts": {n: v for n, v in derived_hosts.items() if n in present},
