@@ -165,7 +165,7 @@ def test_monitor_and_prometheus(site: dict[str, Any], hosts: Lab) -> None:
     noc = hosts.hosts["noc-app-01"]
     r = hosts.exec_in("switch", [*CURL, f"http://{noc.address}:9105/healthz"])
     assert r.returncode == TIMEOUT  # the exporter is for Prometheus, not for the management network
-    r = hosts.in_host("noc-app-01", ["curl", "-sS", "--max-time", "4", f"http://{noc.address}:9105/metrics"])
+    r = hosts.exec_in("noc-app-01", [*CURL, f"http://{noc.address}:9105/metrics"])
     assert r.returncode == 0 and "hdc_" in r.stdout, r.stderr
     # Prometheus: UI open to the management network, config and rules from the catalog loaded
     r = hosts.exec_in("switch", [*CURL, f"http://{noc.address}:9090/api/v1/rules"])
