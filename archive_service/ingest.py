@@ -127,15 +127,18 @@ def _begin(
                     "record_class, facility and patient_id must match the record"
                 )
             version = db.next_version(conn, record_id)
+        now = db.now()
+        # Sealed in the object's header: with the KEK, the store alone rebuilds the catalog (rebuild.py).
         sealed_meta = {
             **meta.model_dump(mode="json"),
             "content_type": content_type,
             "sha256": sha256,
             "created_by": who,
+            "created_at": now.isoformat(),
+            "correction_reason": reason,
         }
         envelope, cipher = new_envelope(archive.provider, record_id, version, s.chunk_size, sealed_meta)
         header = envelope.to_header()
-        now = db.now()
         public_meta = meta.model_dump(mode="json", exclude={"patient_id"})
         public_meta["content_type"] = content_type
         if version == 1:
