@@ -12,10 +12,12 @@ from hdc.errors import UserError
 from inventory.loader import load_catalog
 from inventory.secrets import ensure_secrets, secrets_dir
 from monitor.alerting.cli import register as register_alerting_commands
+from monitor.noc.cli import operators_app
 from monitor.state import LinkState
 
 app = typer.Typer(help="Poll facility links over SNMP and export them to Prometheus.", no_args_is_help=True)
 register_alerting_commands(app)  # `hdc monitor alerts|silence|rules …`
+app.add_typer(operators_app, name="operators")
 
 
 @app.command()
@@ -83,6 +85,11 @@ def run(
     alerts: bool = typer.Option(True, help="evaluate alert rules, notify, and serve the NOC page and alert API"),
     rules: Path | None = typer.Option(None, help="alert rule file (HDC_ALERTING_RULES; default: the shipped rules)"),
     routes: Path | None = typer.Option(None, help="notification routing file (HDC_ALERTING_ROUTES; none: no sending)"),
+    operators: Path | None = typer.Option(
+        None, help="operators file: the NOC page and alert API need HTTP Basic (HDC_ALERTING_OPERATORS)"
+    ),
+    tls_cert: Path | None = typer.Option(None, help="serve HTTPS with this certificate (PEM, chain included)"),
+    tls_key: Path | None = typer.Option(None, help="private key of --tls-cert (PEM)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Poll the catalog's facility links forever; serve metrics, the NOC page (/noc) and the alert API."""
@@ -92,13 +99,15 @@ def run(
     from .settings import load_settings
 
     host, port = parse_listen(listen)
+    tls = _tls_files(tls_cert, tls_key)
+    scheme = "https" if tls else "http"
     settings = load_settings(interval=interval, timeout=timeout, retries=retries, concurrency=concurrency)
     targets, sh = _targets(catalog, shard)
     _setup_logging(verbose)
     service = MonitorService(targets, settings, shard=str(sh))
     typer.echo(
         f"polling {len(targets)} links (shard {sh}) every {settings.interval:g} s; "
-        f"metrics on http://{host}:{port}/metrics",
+        f"metrics on {scheme}://{host}:{port}/metrics",
         err=True,
     )
     alerting = None
@@ -107,18 +116,52 @@ def run(
 
         from .noc import attach, load_alerting_settings
 
-        alerting = attach(service, load_alerting_settings(catalog=catalog, rules=rules, routes=routes))
+        settings_ = load_alerting_settings(catalog=catalog, rules=rules, routes=routes, operators=operators)
+        alerting = attach(service, settings_)
         service.app.add_api_route("/", lambda: RedirectResponse("/noc"), methods=["GET"], include_in_schema=False)
-        typer.echo(f"NOC page on http://{host}:{port}/noc", err=True)
+        typer.echo(f"NOC page on {scheme}://{host}:{port}/noc", err=True)
+        if not _is_loopback(host):
+            if settings_.operators is None:
+                typer.echo("WARNING: no operators file: anyone who reaches this port can silence alerts", err=True)
+            if tls is None:
+                typer.echo("WARNING: plain HTTP on a network address: give --tls-cert and --tls-key", err=True)
 
     async def serve() -> None:
         try:
-            await service.serve(host, port)
+            await service.serve(host, port, tls=tls)
         finally:
             if alerting is not None:
                 await alerting.stop()
 
     asyncio.run(serve())
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UserError("--tls-cert and --tls-key go together")
+    for opt, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise UserError(f"{opt}: {path}: no such file")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise UserError(
+            f"--tls-cert/--tls-key: {cert} and {key} are not a matching PEM certificate and key ({exc})"
+        ) from None
+    return cert, key
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @app.command("poll-once")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -114,9 +115,12 @@ class MonitorService:
         finally:
             self.poller.close()
 
-    async def serve(self, host: str, port: int) -> None:
-        """Poll and serve HTTP until cancelled (or until uvicorn stops on SIGINT/SIGTERM)."""
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    async def serve(self, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
+        """Poll and serve HTTP(S) until cancelled (or until uvicorn stops on SIGINT/SIGTERM)."""
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+            ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None,
+        )  # fmt: skip
         server = uvicorn.Server(config)
         poll = asyncio.create_task(self.run(), name="hdc-monitor-poller")
         poll.add_done_callback(_report_crash)

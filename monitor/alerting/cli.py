@@ -289,6 +289,12 @@ def export_alertmanager(
     webhook_url: str | None = typer.Option(
         None, help="where the receivers post (default: the monitor's relay, {noc_url}/api/alertmanager/webhook)"
     ),
+    webhook_user: str | None = typer.Option(
+        None, help="the monitor's operator with role webhook (when the monitor has an operators file)"
+    ),
+    webhook_password_file: str | None = typer.Option(
+        None, help="path, on the Alertmanager host, of the file holding that operator's password"
+    ),
     rules: Path | None = RulesOpt,
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
@@ -299,4 +305,11 @@ def export_alertmanager(
     url = webhook_url or f"{cfg.noc_url.rstrip('/')}/api/alertmanager/webhook"
     if not url.startswith(("http://", "https://")):
         raise UserError("--webhook-url must be an http(s):// URL")
-    _write(dump(alertmanager_config(_rules(rules), cfg, url)), output)
+    if (webhook_user is None) != (webhook_password_file is None):
+        raise UserError("--webhook-user and --webhook-password-file go together")
+    auth = None
+    if webhook_user and webhook_password_file:
+        if not webhook_password_file.startswith("/"):
+            raise UserError("--webhook-password-file must be an absolute path on the Alertmanager host")
+        auth = (webhook_user, webhook_password_file)
+    _write(dump(alertmanager_config(_rules(rules), cfg, url, auth)), output)

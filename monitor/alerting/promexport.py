@@ -112,9 +112,18 @@ def prometheus_rules(
     return {"groups": groups}
 
 
-def alertmanager_config(rules: RuleFile, notify: NotifyConfig, webhook_url: str) -> dict[str, Any]:
-    """Routing per notification route (severity, region); receivers post to `webhook_url`."""
+def alertmanager_config(
+    rules: RuleFile, notify: NotifyConfig, webhook_url: str, auth: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Routing per notification route (severity, region); receivers post to `webhook_url`.
+
+    `auth` = (user, password file on the Alertmanager host): the monitor's `webhook` operator,
+    sent as HTTP Basic (Alertmanager reads the password from the file, never from this config).
+    """
     g = notify.grouping
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+    if auth is not None:
+        webhook["http_config"] = {"basic_auth": {"username": auth[0], "password_file": auth[1]}}
     routes = []
     for route in notify.routes:
         matchers = []
@@ -134,7 +143,7 @@ def alertmanager_config(rules: RuleFile, notify: NotifyConfig, webhook_url: str)
             "routes": routes,
         },
         "receivers": [{"name": "hdc-default"}]
-        + [{"name": r.name, "webhook_configs": [{"url": webhook_url, "send_resolved": True}]} for r in notify.routes],
+        + [{"name": r.name, "webhook_configs": [dict(webhook)]} for r in notify.routes],
         "inhibit_rules": [
             {
                 "source_matchers": [f'alertname=~"{"|".join(link_rules)}"', 'kind="aggregation_site"'],

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -17,6 +17,7 @@ from monitor.notify.alertmanager import AmWebhook, idempotency_key, to_payloads
 from monitor.rules.loader import REPO_ROOT
 from monitor.state import LinkState
 
+from .access import Access, Role
 from .runtime import Alerting
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -25,7 +26,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: Name
+    by: Name | None = Field(
+        None, description="who acknowledges; ignored (the signed-in user) when access control is on"
+    )
     comment: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
@@ -38,7 +41,9 @@ class SilenceRequest(BaseModel):
     ends_at: float | None = Field(None, description="unix seconds; or give duration_s")
     duration_s: Annotated[float, Field(gt=0)] | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    created_by: Name
+    created_by: Name | None = Field(
+        None, description="who silences; ignored (the signed-in user) when access control is on"
+    )
 
 
 def link_state(ls: LinkState | None) -> str:
@@ -52,7 +57,18 @@ def link_state(ls: LinkState | None) -> str:
     return "up" if ls.link_up else ("down" if ls.oper_status.value != "unknown" else "unknown")
 
 
-def build_router(rt: Alerting) -> APIRouter:
+def actor(user: str | None, given: str | None, field: str) -> str:
+    """The name recorded for an action: the signed-in user, else (open API) the name the client gave."""
+    if user is not None:
+        return user
+    if not given:
+        raise HTTPException(422, f"{field}: required (who is acting) when the API has no operators file")
+    return given
+
+
+def build_router(rt: Alerting, access: Access | None = None) -> APIRouter:
+    access = access or Access(None)
+    viewer, operator = Depends(access.need(Role.viewer)), Depends(access.need(Role.operator))
     router = APIRouter()
 
     def user_error(exc: UserError) -> HTTPException:
@@ -62,19 +78,19 @@ def build_router(rt: Alerting) -> APIRouter:
     async def root() -> Response:
         return RedirectResponse("/noc")
 
-    @router.get("/noc", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/noc", response_class=HTMLResponse, include_in_schema=False, dependencies=[viewer])
     async def page() -> Response:
         html = (STATIC / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(html.replace("__REFRESH_MS__", str(int(rt.settings.page_refresh * 1000))))
 
-    @router.get("/noc/static/{name}", include_in_schema=False)
+    @router.get("/noc/static/{name}", include_in_schema=False, dependencies=[viewer])
     async def static(name: str) -> Response:
         path = (STATIC / name).resolve()
         if path.parent != STATIC or not path.is_file():
             raise HTTPException(404, "no such file")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
-    @router.get("/runbooks/alerts/{page}", include_in_schema=False)
+    @router.get("/runbooks/alerts/{page}", include_in_schema=False, dependencies=[viewer])
     async def runbook(page: str) -> Response:
         base = (REPO_ROOT / "runbooks" / "alerts").resolve()
         path = (base / page).resolve()
@@ -83,13 +99,13 @@ def build_router(rt: Alerting) -> APIRouter:
         return PlainTextResponse(path.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
 
     @router.get("/api/noc/state")
-    async def state(request: Request) -> Response:
+    async def state(request: Request, user: str | None = viewer) -> Response:
         """Everything the page shows; answers 304 while nothing changed (the page asks every few seconds)."""
-        version = hashlib.sha256(f"{rt.last_cycle}|{rt.store.version()}".encode()).hexdigest()[:20]
+        version = hashlib.sha256(f"{rt.last_cycle}|{rt.store.version()}|{user}".encode()).hexdigest()[:20]
         etag = f'"{version}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        return JSONResponse(build_state(), headers={"ETag": etag, "Cache-Control": "no-cache"})
+        return JSONResponse(build_state() | {"user": user}, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     def build_state() -> dict[str, Any]:
         now = time.time()
@@ -131,18 +147,18 @@ def build_router(rt: Alerting) -> APIRouter:
             "outbox": rt.store.counts(),
         }
 
-    @router.get("/api/alerts")
+    @router.get("/api/alerts", dependencies=[viewer])
     async def list_alerts(include_resolved: bool = False, limit: int = 500) -> list[dict[str, Any]]:
         return [alert_json(a, rt) for a in rt.store.alerts(include_resolved=include_resolved, limit=limit)]
 
     @router.post("/api/alerts/{alert_id}/ack")
-    async def ack(alert_id: int, body: AckRequest) -> dict[str, Any]:
-        alert = rt.store.acknowledge(alert_id, body.by, body.comment, time.time())
+    async def ack(alert_id: int, body: AckRequest, user: str | None = operator) -> dict[str, Any]:
+        alert = rt.store.acknowledge(alert_id, actor(user, body.by, "by"), body.comment, time.time())
         if alert is None:
             raise HTTPException(404, f"no open alert {alert_id}")
         return alert_json(alert, rt)
 
-    @router.post("/api/alertmanager/webhook")
+    @router.post("/api/alertmanager/webhook", dependencies=[Depends(access.need(Role.webhook))])
     async def alertmanager_webhook(hook: AmWebhook) -> dict[str, Any]:
         """Receiver for the exported Alertmanager config: render and deliver like our own alerts."""
         route = next((r for r in rt.notify.routes if r.name == hook.receiver), None)
@@ -159,13 +175,14 @@ def build_router(rt: Alerting) -> APIRouter:
         rt.worker.wake()
         return {"queued": queued}
 
-    @router.get("/api/silences")
+    @router.get("/api/silences", dependencies=[viewer])
     async def list_silences(include_expired: bool = False) -> list[dict[str, Any]]:
         return [s.as_dict() for s in rt.store.silences(time.time(), include_expired=include_expired)]
 
     @router.post("/api/silences", status_code=201)
-    async def add_silence(body: SilenceRequest) -> dict[str, Any]:
+    async def add_silence(body: SilenceRequest, user: str | None = operator) -> dict[str, Any]:
         now = time.time()
+        created_by = actor(user, body.created_by, "created_by")
         starts = body.starts_at if body.starts_at is not None else now
         if body.ends_at is None and body.duration_s is None:
             raise HTTPException(422, "give ends_at or duration_s")
@@ -174,16 +191,16 @@ def build_router(rt: Alerting) -> APIRouter:
         try:
             check_silence(
                 rt.catalog, rt.rules, **fields, starts_at=starts, ends_at=ends, reason=body.reason,
-                created_by=body.created_by, now=now,
+                created_by=created_by, now=now,
             )  # fmt: skip
         except UserError as exc:
             raise user_error(exc) from None
         silence = rt.store.add_silence(
-            **fields, starts_at=starts, ends_at=ends, reason=body.reason, created_by=body.created_by, now=now
+            **fields, starts_at=starts, ends_at=ends, reason=body.reason, created_by=created_by, now=now
         )
         return silence.as_dict()
 
-    @router.delete("/api/silences/{silence_id}")
+    @router.delete("/api/silences/{silence_id}", dependencies=[operator])
     async def expire(silence_id: int) -> dict[str, Any]:
         silence = rt.store.expire_silence(silence_id, time.time())
         if silence is None:

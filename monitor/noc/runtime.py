@@ -35,6 +35,9 @@ class AlertingSettings(BaseSettings):
     catalog: str = Field("lab", description="catalog path or shipped name")
     rules: Path | None = Field(None, description="rule file (default: monitor/rules/default.yaml)")
     routes: Path | None = Field(None, description="notification routing file (none: alerts are only shown)")
+    operators: Path | None = Field(
+        None, description="operators file (`hdc monitor operators add`); none: the page and API are open to anyone"
+    )
     db: Path = Field(
         default_factory=lambda: Path(os.environ.get("HDC_MONITOR_STATE_DIR", ".state/monitor")) / "alerts.db",
         description="SQLite state file (default: $HDC_MONITOR_STATE_DIR/alerts.db, else .state/monitor/alerts.db)",

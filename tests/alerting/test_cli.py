@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from hdc.errors import UserError
@@ -120,6 +121,17 @@ def test_exports_validate_with_promtool_and_amtool(tmp_path: Path, monkeypatch: 
     assert run("rules", "export-alertmanager", "--routes", str(routes), "--webhook-url", "http://127.0.0.1:1/h",
                "-o", str(am))[0] == 0  # fmt: skip
     assert subprocess.run(["amtool", "check-config", str(am)], capture_output=True).returncode == 0
+    # with the monitor's relay account: Basic auth whose password Alertmanager reads from a file
+    (tmp_path / "relay.pw").write_text("relay-password-1234\n", encoding="utf-8")
+    assert run("rules", "export-alertmanager", "--routes", str(routes), "--webhook-user", "am",
+               "--webhook-password-file", str(tmp_path / "relay.pw"), "-o", str(am))[0] == 0  # fmt: skip
+    hook = yaml.safe_load(am.read_text())["receivers"][1]["webhook_configs"][0]
+    assert hook["http_config"] == {"basic_auth": {"username": "am", "password_file": str(tmp_path / "relay.pw")}}
+    assert "relay-password" not in am.read_text()
+    checked = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    _, _, exc = run("rules", "export-alertmanager", "--routes", str(routes), "--webhook-user", "am")
+    assert isinstance(exc, UserError) and "go together" in str(exc)
     monkeypatch.setenv("HDC_X", "mailto://127.0.0.1:25?from=noc@example.org&to=oncall@example.org")
     assert "1 routes OK" in run("rules", "check", "--routes", str(routes), "--resolve")[1]
     monkeypatch.setenv("HDC_X", "nonsense")

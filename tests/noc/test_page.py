@@ -132,6 +132,9 @@ def test_api_refuses_bad_silences_naming_the_field(stack: Stack) -> None:
     assert r.status_code == 422 and "rule 'nope'" in r.text
     r = httpx.post(f"{stack.url}/api/alerts/999999/ack", json={"by": "a"}, timeout=30)
     assert r.status_code == 404
+    # no operators file: the API is open, so the client must say who acts
+    r = post({"rule": "link-down", "reason": "x", "duration_s": 60})
+    assert r.status_code == 422 and "created_by: required" in r.text
     r = httpx.get(f"{stack.url}/runbooks/alerts/link-down.md", timeout=30)
     assert r.status_code == 200 and r.text.startswith("# link-down")
     assert httpx.get(f"{stack.url}/runbooks/alerts/..%2F..%2Fpyproject.toml", timeout=30).status_code == 404

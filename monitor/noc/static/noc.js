@@ -201,6 +201,10 @@ async function refresh() {
     const ob = data.outbox || {};
     $("#outbox").textContent = ob.pending || ob.dead ? t("outbox", ob.pending || 0, ob.dead || 0) : "";
     if (first) fillFilters();
+    if (data.user) {  // signed in (HTTP Basic): actions are recorded under that name
+      $("#operator").value = data.user;
+      $("#operator").readOnly = true;
+    }
     render();
   } catch (e) {
     $("#stale").hidden = false;
