@@ -187,7 +187,14 @@ class AlertEngine:
         now: float,
         cycle: Cycle,
     ) -> None:
-        before = (alert.state, alert.notified, alert.suppressed_by, alert.silenced_by, alert.clear_since)
+        before = (
+            alert.state,
+            alert.notified,
+            alert.suppressed_by,
+            alert.silenced_by,
+            alert.clear_since,
+            alert.last_notified_at,
+        )
         if reading.value is not None or reading.text:
             changed_value = (alert.value, alert.value_text) != (reading.value, reading.text)
             alert.value, alert.value_text = reading.value, reading.text
@@ -210,7 +217,14 @@ class AlertEngine:
                 alert.clear_since = None
             if reading.clear is not True:
                 self._activate(db, alert, rule, fac, snapshot, silences, now, cycle)
-        after = (alert.state, alert.notified, alert.suppressed_by, alert.silenced_by, alert.clear_since)
+        after = (
+            alert.state,
+            alert.notified,
+            alert.suppressed_by,
+            alert.silenced_by,
+            alert.clear_since,
+            alert.last_notified_at,
+        )
         if before != after or changed_value:
             alert.updated_at = now
             self.store.update_alert(db, alert)
@@ -228,7 +242,9 @@ class AlertEngine:
     ) -> None:
         """Bring a due alert to `firing` (notifying unless silenced) or `suppressed` behind a down site."""
         if alert.notified:
-            return  # already told: it stays firing until it resolves, whatever happens upstream
+            # already told: it stays firing until it resolves, whatever happens upstream
+            self._remind(db, alert, rule, silences, now, cycle)
+            return
         blocker = self._down_ancestor(fac, snapshot) if rule.topology else None
         if blocker is not None:
             if alert.state != "suppressed":
@@ -247,8 +263,23 @@ class AlertEngine:
             return
         alert.silenced_by = None
         alert.notified = True
+        alert.last_notified_at = now
         self.store.add_event(db, alert, "firing", now, self.payload(alert, rule))
         cycle.notified.append(("firing", alert))
+
+    def _remind(self, db: Any, alert: Alert, rule: Rule, silences: list[Silence], now: float, cycle: Cycle) -> None:
+        """Tell again about a long alert nobody has taken: not once acknowledged, never while silenced."""
+        if rule.repeat is None or alert.state != "firing" or alert.ack_by is not None:
+            return
+        if now - (alert.last_notified_at or alert.fired_at or now) < rule.repeat:
+            return
+        silence = self._silence_for(alert, silences, now)
+        alert.silenced_by = silence.id if silence is not None else None
+        if silence is not None:
+            return
+        alert.last_notified_at = now
+        self.store.add_event(db, alert, "reminder", now, self.payload(alert, rule) | {"reminded_at": now})
+        cycle.notified.append(("reminder", alert))
 
     def _resolve(self, db: Any, alert: Alert, rule: Rule | None, now: float, cycle: Cycle) -> None:
         if alert.state == "pending":

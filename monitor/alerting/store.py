@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: alerts.last_notified_at (reminders)
+
+EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('firing', 'reminder', 'resolved')),
+    rule TEXT NOT NULL,
+    region TEXT NOT NULL,
+    facility TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    group_id INTEGER
+);"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +54,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     ack_by TEXT,
     ack_at REAL,
     ack_comment TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    last_notified_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (rule, facility) WHERE state != 'resolved';
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
@@ -62,18 +76,7 @@ CREATE TABLE IF NOT EXISTS flaps (
     last_up INTEGER NOT NULL,
     changes TEXT NOT NULL DEFAULT '[]'
 );
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('firing', 'resolved')),
-    rule TEXT NOT NULL,
-    region TEXT NOT NULL,
-    facility TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    payload TEXT NOT NULL,
-    group_id INTEGER
-);
+{events}
 CREATE INDEX IF NOT EXISTS events_ungrouped ON events (group_id) WHERE group_id IS NULL;
 CREATE TABLE IF NOT EXISTS groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,6 +107,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 """
+SCHEMA = SCHEMA.replace("{events}", EVENTS_TABLE.format(name="events"))
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Alert:
     ack_at: float | None
     ack_comment: str | None
     updated_at: float
+    last_notified_at: float | None = None  # the last firing or reminder message (reminders count from it)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -196,6 +201,26 @@ class Store:
                 self.db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row["value"]) > SCHEMA_VERSION:
                 raise RuntimeError(f"{path}: alert store schema {row['value']} is newer than this hdc")
+            elif int(row["value"]) < SCHEMA_VERSION:
+                self._migrate(int(row["value"]))
+
+    def _migrate(self, version: int) -> None:
+        """Bring a state file from an older hdc up to date in place (inside the opening transaction)."""
+        if version < 2:
+            cols = {r["name"] for r in self.db.execute("PRAGMA table_info(alerts)")}
+            if "last_notified_at" not in cols:
+                self.db.execute("ALTER TABLE alerts ADD COLUMN last_notified_at REAL")
+            # an alert notified before the upgrade was last told when it fired
+            self.db.execute(
+                "UPDATE alerts SET last_notified_at = fired_at WHERE notified = 1 AND last_notified_at IS NULL"
+            )
+            # events.kind gains 'reminder': SQLite cannot alter a CHECK, so the table is copied
+            self.db.execute(EVENTS_TABLE.format(name="events_v2"))
+            self.db.execute("INSERT INTO events_v2 SELECT * FROM events")
+            self.db.execute("DROP TABLE events")
+            self.db.execute("ALTER TABLE events_v2 RENAME TO events")
+            self.db.execute("CREATE INDEX IF NOT EXISTS events_ungrouped ON events (group_id) WHERE group_id IS NULL")
+        self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
@@ -255,6 +280,7 @@ class Store:
         "silenced_by",
         "children",
         "updated_at",
+        "last_notified_at",
     )
 
     def update_alert(self, db: sqlite3.Connection, alert: Alert) -> None:

@@ -76,7 +76,7 @@ def render(
     ref: str,
     short: bool = False,
 ) -> tuple[str, str]:
-    """(title, body) for a group of events of one rule, one region and one kind."""
+    """(title, body) for a group of events of one rule, one region and one kind (firing, reminder, resolved)."""
     if not payloads:
         raise ValueError("a notification needs at least one event")
     first = payloads[0]
@@ -84,13 +84,14 @@ def render(
     for p in payloads[:max_names]:
         ar = lang == "ar"
         resolved = p.get("resolved_at")
+        until = resolved or p.get("reminded_at") or p["since"]  # a reminder says how long it has lasted
         alerts.append(
             {
                 "facility": p["facility"],
                 "name": p["facility_name_ar"] if ar else p["facility_name"],
                 "since": fmt_time(p["since"]),
                 "resolved": fmt_time(resolved),
-                "duration": fmt_span((resolved or p["since"]) - p["since"], lang),
+                "duration": fmt_span(until - p["since"], lang),
                 "value": p.get("value_text") or "—",
                 "aggregation": p.get("aggregation", False),
                 "children": p.get("children", 0),
@@ -99,6 +100,8 @@ def render(
         )
     ctx = {
         "kind": kind,
+        "firing": kind in ("firing", "reminder"),
+        "reminder": kind == "reminder",
         "title": first["title"].get(lang) or first["title"]["en"],
         "severity_label": SEVERITY_LABELS[lang].get(first["severity"], first["severity"]),
         "region": region_name(catalog, first["region"], lang),

@@ -95,9 +95,12 @@ class Rule(BaseModel):
     window: Duration | None = Field(None, description="flapping: … within this window")
     applies_to: list[FacilityKind] | None = Field(None, description="facility kinds (default: all polled)")
     topology: bool = Field(True, description="suppress when the aggregation site in front is down")
+    repeat: Duration | None = Field(
+        None, description="remind every this long while firing, unacknowledged and not silenced (none: tell once)"
+    )
     enabled: bool = True
 
-    @field_validator("for_", "resolve_for", "window", mode="before")
+    @field_validator("for_", "resolve_for", "window", "repeat", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)

@@ -224,3 +224,83 @@ def test_maintenance_window_in_the_future(engine: AlertEngine, store: Store) -> 
     assert len(events(store)) == 2  # firing + resolved of the first cut only
     [a] = store.open_alerts()
     assert a.silenced_by is not None and not a.notified
+
+
+def test_reminders_until_acknowledged_never_while_silenced(engine: AlertEngine, store: Store) -> None:
+    hours = 3600.0
+    engine.evaluate(snap(T0, hc_la_marsa=down("hc-la-marsa", T0)), T0)
+    for h in (1, 3.9):
+        engine.evaluate(snap(T0 + h * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + h * hours)
+    assert [k for k, _, _ in events(store)] == ["firing"]  # the default rule repeats every 4 h
+    engine.evaluate(snap(T0 + 4 * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + 4 * hours)
+    engine.evaluate(snap(T0 + 5 * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + 5 * hours)
+    assert [k for k, _, _ in events(store)] == ["firing", "reminder"]
+    payload = store.db.execute("SELECT payload FROM events WHERE kind = 'reminder'").fetchone()[0]
+    assert '"reminded_at": ' + str(T0 + 4 * hours) in payload
+    # silenced over the next reminder time: nothing, and the reminder comes once the silence ends
+    s = store.add_silence(facility="hc-la-marsa", region=None, rule=None, starts_at=T0 + 5 * hours,
+                          ends_at=T0 + 9 * hours, reason="works", created_by="amel", now=T0 + 5 * hours)  # fmt: skip
+    engine.evaluate(snap(T0 + 8 * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + 8 * hours)
+    assert [k for k, _, _ in events(store)] == ["firing", "reminder"]
+    assert store.open_alerts()[0].silenced_by == s.id
+    engine.evaluate(snap(T0 + 9 * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + 9 * hours)
+    assert [k for k, _, _ in events(store)] == ["firing", "reminder", "reminder"]
+    # acknowledged: no more reminders; the resolve is still told
+    [alert] = store.open_alerts()
+    store.acknowledge(alert.id, "amel", "on it", T0 + 9.5 * hours)
+    engine.evaluate(snap(T0 + 20 * hours, hc_la_marsa=down("hc-la-marsa", T0)), T0 + 20 * hours)
+    engine.evaluate(snap(T0 + 21 * hours), T0 + 21 * hours)
+    assert [k for k, _, _ in events(store)] == ["firing", "reminder", "reminder", "resolved"]
+
+
+def test_rules_without_repeat_tell_once(store: Store) -> None:
+    rules = load_rules()
+    no_repeat = RuleFile.model_validate(
+        {
+            **rules.model_dump(by_alias=True),
+            "rules": [r.model_dump(by_alias=True) | {"repeat": None} for r in rules.rules],
+        }
+    )
+    engine = AlertEngine(LAB, no_repeat, store)
+    for h in range(0, 30, 3):
+        t = T0 + h * 3600.0
+        engine.evaluate(snap(t, hc_la_marsa=down("hc-la-marsa", t)), t)
+    assert [k for k, _, _ in events(store)] == ["firing"]
+
+
+def test_state_file_from_before_reminders_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    Store(path).close()
+    db = sqlite3.connect(path)  # make it look like a schema 1 file with a notified alert
+    db.executescript(
+        "CREATE TABLE a2 AS SELECT * FROM alerts; DROP TABLE alerts;"
+        "CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, facility TEXT NOT NULL,"
+        " region TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL, active_since REAL NOT NULL,"
+        " fired_at REAL, clear_since REAL, resolved_at REAL, value REAL, value_text TEXT NOT NULL DEFAULT '',"
+        " notified INTEGER NOT NULL DEFAULT 0, suppressed_by TEXT, silenced_by INTEGER,"
+        " children INTEGER NOT NULL DEFAULT 0, ack_by TEXT, ack_at REAL, ack_comment TEXT, updated_at REAL NOT NULL);"
+        f"INSERT INTO alerts (rule, facility, region, severity, state, active_since, fired_at, notified, updated_at)"
+        f" VALUES ('link-down', 'hc-la-marsa', 'tunis', 'critical', 'firing', {T0}, {T0}, 1, {T0});"
+        "DROP TABLE events; CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL,"
+        " kind TEXT NOT NULL CHECK (kind IN ('firing', 'resolved')), rule TEXT NOT NULL, region TEXT NOT NULL,"
+        " facility TEXT NOT NULL, severity TEXT NOT NULL, created_at REAL NOT NULL, payload TEXT NOT NULL,"
+        " group_id INTEGER);"
+        f"INSERT INTO events (alert_id, kind, rule, region, facility, severity, created_at, payload, group_id)"
+        f" VALUES (1, 'firing', 'link-down', 'tunis', 'hc-la-marsa', 'critical', {T0}, '{{}}', 7);"
+        "UPDATE meta SET value = '1' WHERE key = 'schema';"
+    )
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        [alert] = store.open_alerts()
+        assert alert.last_notified_at == T0
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        engine = AlertEngine(LAB, load_rules(), store)
+        t = T0 + 4 * 3600.0
+        engine.evaluate(snap(t, hc_la_marsa=down("hc-la-marsa", t)), t)
+        assert [k for k, _, _ in events(store)] == ["firing", "reminder"]  # the old event kept, then a reminder
+    finally:
+        store.close()

@@ -109,6 +109,43 @@ def test_firing_then_resolved_one_mail_each_in_french(mail: Smtp, routes_file: P
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("lang", "title", "first_line", "lasted"),
+    [
+        ("fr", "[RAPPEL · CRITIQUE] Lien coupé", "RAPPEL (toujours active, non acquittée) — ALERTE CRITIQUE", "(4 h 00 min)"),
+        ("ar", "[تذكير · حرج] انقطاع الرابط", "تذكير (ما زال نشطًا ولم يُقَرّ به) — تنبيه حرج", "(4 ساعة 00 دقيقة)"),
+        ("en", "[REMINDER · CRITICAL] Link down", "REMINDER (still firing, not acknowledged) — CRITICAL ALERT", "(4 h 00 min)"),
+    ],
+)  # fmt: skip
+def test_render_reminders(lang: str, title: str, first_line: str, lasted: str) -> None:
+    payload = PAYLOAD | {"reminded_at": T0 + 4 * 3600}
+    got_title, text = render(
+        kind="reminder", payloads=[payload], lang=lang, catalog=LAB, noc_url="http://noc", max_names=5, ref="g9"
+    )
+    assert got_title.startswith(title)
+    assert text.startswith(first_line)
+    assert lasted in text
+
+
+def test_reminder_mail_after_four_hours_unacknowledged(mail: Smtp, routes_file: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.db")
+    engine = AlertEngine(LAB, load_rules(), store)
+    outbox = Outbox(store, load_notify_config(routes_file), LAB)
+    engine.evaluate(snap(T0, ("hu-sfax",)), T0)
+    assert outbox.pump_sync(T0 + 1) == 0  # opens the group (20 s grouping wait)
+    assert outbox.pump_sync(T0 + 21) == 1
+    later = T0 + 4 * 3600
+    engine.evaluate(snap(later, ("hu-sfax",)), later)
+    assert outbox.pump_sync(later + 1) == 0
+    assert outbox.pump_sync(later + 21) == 1
+    msgs = mail.messages()
+    assert (
+        len(msgs) == 2 and msgs[1]["Subject"] == "[RAPPEL · CRITIQUE] Lien coupé — Hôpital universitaire de Sfax (Sfax)"
+    )
+    assert "depuis : " in body(msgs[1]) and "(4 h 00 min)" in body(msgs[1])
+    store.close()
+
+
 def test_storm_of_300_is_one_message(mail: Smtp, routes_file: Path, tmp_path: Path) -> None:
     cat = storm_catalog(300)
     store = Store(tmp_path / "a.db")
