@@ -149,7 +149,26 @@ def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
         "title": rec.title,
         "document_date": str(rec.document_date),
         "retain_until": until.isoformat() if until else None,
-        "versions": [{"version": v.version, "sha256": v.sha256, "size": v.size} for v in vers],
+        # The rest lets `hdc archive catalog rebuild` restore the destroyed record's catalog entry.
+        "author": rec.author,
+        "language": rec.language,
+        "tags": json.loads(rec.tags),
+        "content_type": rec.content_type,
+        "created_at": _iso(rec.created_at),
+        "created_by": rec.created_by,
+        "versions": [
+            {
+                "version": v.version,
+                "sha256": v.sha256,
+                "size": v.size,
+                "meta": json.loads(v.meta),
+                "created_at": _iso(v.created_at),
+                "created_by": v.created_by,
+                "correction_reason": v.correction_reason,
+                "retain_until": _iso(v.retain_until),
+            }
+            for v in vers
+        ],
     }
 
 
