@@ -17,8 +17,10 @@ from hdc.errors import UserError
 app = typer.Typer(help="The records archive (API, store, keys, audit).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key-encryption keys.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The record catalog (the database indexing the store).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(catalog_app, name="catalog")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -237,6 +239,55 @@ def export(
         typer.echo(f"{out}: {row.size} bytes, SHA-256 {row.sha256} verified")
     finally:
         archive.close()
+
+
+@catalog_app.command("rebuild")
+def catalog_rebuild(
+    into: Annotated[
+        str | None, typer.Option(help="rebuild into this fresh database (SQLAlchemy URL) instead of the configured one")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="read the store and the audit trail, report, write nothing")] = False,
+    workers: Annotated[int, typer.Option(help="parallel header reads from the store")] = 8,
+    batch: Annotated[int, typer.Option(help="records per database transaction")] = 200,
+    show: Annotated[int, typer.Option(help="list at most this many items of each kind")] = 50,
+) -> None:
+    """Rebuild the catalog from the store alone (and the keyring) after the database was lost.
+
+    Refuses a non-empty catalog; a killed run is resumed by running it again. Exit 1 when an
+    object is skipped (tampered, unreadable) or the audit trail names a record the store lacks.
+    """
+    from .rebuild import rebuild_catalog
+
+    def progress(stage: str, n: int, total: int) -> None:
+        if n % 1000 == 0 or (total and n == total):
+            typer.echo(f"{stage} {n}" + (f"/{total}" if total else ""), err=True)
+
+    report = rebuild_catalog(_settings(), into=into, dry_run=dry_run, workers=workers, batch=batch, progress=progress)
+    if show < 0:
+        raise UserError(f"--show {show}: must be 0 or more")
+
+    def listing(label: str, items: list[str]) -> None:
+        for item in items[:show]:
+            typer.echo(f"{label}: {item}")
+        if len(items) > show:
+            typer.echo(f"{label}: … and {len(items) - show} more")
+
+    listing("ERROR", report.errors)
+    listing("SKIPPED", [f"{s.key} (object version {s.version_id or '-'}): {s.reason}" for s in report.skipped])
+    listing("UNAUDITED", [f"record {r}: in the store, no ingest entry in the audit trail" for r in report.unaudited])
+    listing("APPROXIMATED", report.approximated)
+    listing("NOTE", report.notes)
+    verb = "would rebuild" if dry_run else "rebuilt"
+    typer.echo(
+        f"{verb} {report.records} record(s) ({report.versions} version(s), {report.destroyed_records} destroyed), "
+        f"{report.dispositions} disposition request(s), {report.holds} hold event(s), {report.flags} flag(s) "
+        f"from {report.objects} object(s) and {report.audit_entries} audit entries into {report.target}; "
+        f"{len(report.skipped)} skipped, {len(report.errors)} error(s), {len(report.unaudited)} unaudited"
+        + (f", {report.resumed_records} already there (resumed)" if report.resumed_records else "")
+    )
+    typer.echo(json.dumps(report.summary()))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
