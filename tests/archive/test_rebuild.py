@@ -419,3 +419,33 @@ def test_tampered_objects_are_reported_not_accepted(small: tuple[ArchiveSettings
         row = db.get_record(conn, ids[0])
         assert row is not None and row.title == "Consultation 0"
     engine.dispose()
+
+
+def test_records_from_before_the_header_kept_creation_are_rebuilt_from_the_audit_trail(
+    devstore: DevStore, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects sealed by an older release (no created_at / correction_reason in the header)."""
+    from archive_service import ingest
+    from archive_service.crypto import new_envelope
+
+    def old_release_envelope(provider: Any, record_id: str, version: int, chunk: int, meta: dict[str, Any]) -> Any:
+        old = {k: v for k, v in meta.items() if k not in ("created_at", "correction_reason")}
+        return new_envelope(provider, record_id, version, chunk, old)
+
+    monkeypatch.setattr(ingest, "new_envelope", old_release_envelope)
+    settings = make_settings(devstore, tmp_path_factory.mktemp("rebuild-old"))
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        rid = api.ingest(b"v1", medical(patient_id="TN-OLD")).json()["record_id"]
+        assert api.ingest(b"v2", medical(patient_id="TN-OLD"), record_id=rid, reason="typo in date").status_code == 201
+        before = api.client.get(f"/records/{rid}/versions", headers=api.token("archivist")).json()
+    report = rebuild_catalog(settings, into=f"sqlite:///{settings.state_dir / 'old.db'}")
+    assert report.ok and len(report.approximated) == 3  # two creation times, one correction reason
+    after_settings = settings.model_copy(update={"database_url": f"sqlite:///{settings.state_dir / 'old.db'}"})
+    with TestClient(create_app(after_settings)) as client:
+        after = client.get(f"/records/{rid}/versions", headers=Api(client, settings).token("archivist")).json()
+    assert [v["correction_reason"] for v in after] == [None, "typo in date"]
+    for a, b in zip(after, before, strict=True):
+        gap = datetime.fromisoformat(a["created_at"]) - datetime.fromisoformat(b["created_at"])
+        assert timedelta(0) <= gap <= timedelta(seconds=2)  # the audit entry / object date: just after
+        assert {k: v for k, v in a.items() if k != "created_at"} == {k: v for k, v in b.items() if k != "created_at"}
