@@ -15,6 +15,9 @@ Part 2, many links on a real interval: `hdc monitor run` on a generated catalog 
 (ten snmpd processes on ten loopback addresses) with a 60 s interval, for a few cycles, with a
 Prometheus-style /metrics scrape per interval: CPU share of one core and peak RSS (VmHWM).
 
+Part 3, SNMPv3 authPriv (SHA/AES): CPU per target of the lean USM codec, of the same poller
+through pysnmp, and of snmp_exporter with a v3 module, on the same agents (`bench.monitor_v3`).
+
 The output is a table, then one JSON line (the last line) with the figures.
 """
 
@@ -35,6 +38,7 @@ from .monitor_anchor import PER_CYCLE_FIELDS, SnmpExporter
 from .monitor_catalog import build_catalog, write_catalog
 from .monitor_links import LinksRun, run_links
 from .monitor_ours import OurPoller
+from .monitor_v3 import V3Result, compare_v3
 
 IF_INDEX = 1  # lo: present on every host, and it has the ifX (64-bit) counters
 CPU_RATIO_TARGET = 1.0  # no more CPU per target than the Go exporter
@@ -45,6 +49,7 @@ PEAK_RSS_TARGET_MB = 300.0
 @dataclass(frozen=True)
 class Options:
     targets: int
+    v3_targets: int
     rounds: int
     passes: int
     concurrency: int
@@ -178,7 +183,7 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value != value else f"{value:.{digits}f}"
 
 
-def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[str, object]]:
+def report(opts: Options, cmp: Comparison, links: LinksRun, v3: V3Result) -> tuple[str, dict[str, object]]:
     ours_cpu, anchor_cpu = median(cmp.ours.cpu_ms_per_target), median(cmp.anchor.cpu_ms_per_target)
     ours_tps, anchor_tps = median(cmp.ours.targets_per_s), median(cmp.anchor.targets_per_s)
     cpu_ratio = ratio(ours_cpu, anchor_cpu)
@@ -188,6 +193,8 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
     exposition_ms = median(links.scrape_cpu_s) / links.links * 1000 if links.scrape_cpu_s else float("nan")
     with_exposition = ours_cpu + exposition_ms
     links_ok = not links.problems
+    v3_lean, v3_slow, v3_anchor = v3.median_ms("lean"), v3.median_ms("pysnmp"), v3.median_ms("anchor")
+    v3_ratio = ratio(v3_lean, v3_anchor)
     n = f"{cmp.targets} targets, {opts.concurrency} in flight, median of {opts.rounds}"
     k = f"{links.links:,} links, {links.interval_s:g} s interval, {links.cycles_done} steady cycles"
     rows = [
@@ -222,6 +229,26 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
             "agent (snmpd) CPU per GET, ms: not the bottleneck",
             _fmt(median(cmp.ours.agent_ms_per_get)),
             _fmt(median(cmp.anchor.agent_ms_per_get)),
+        ),
+        Row(
+            f"SNMPv3 authPriv SHA/AES: CPU per target, ms ({v3.targets} targets; ours: lean USM codec)",
+            _fmt(v3_lean),
+            _fmt(v3_anchor),
+            _fmt(v3_ratio, 2) + "x",
+            f"<= {CPU_RATIO_TARGET:.2f}x",
+            v3.complete and v3_ratio <= CPU_RATIO_TARGET,
+        ),
+        Row(
+            "  the same poller through pysnmp (HDC_MONITOR_V3_ENGINE=pysnmp), ms; ratio = lean / pysnmp",
+            _fmt(v3_slow),
+            ratio=_fmt(ratio(v3_lean, v3_slow), 3) + "x",
+        ),
+        Row(
+            "  SNMPv3 answers complete (lean / pysnmp / anchor)",
+            f"{v3.answered['lean']}/{v3.asked['lean']}, {v3.answered['pysnmp']}/{v3.asked['pysnmp']}",
+            f"{v3.answered['anchor']}/{v3.asked['anchor']}",
+            target="all",
+            passed=v3.complete,
         ),
         Row(
             f"CPU share of one core ({k})",
@@ -265,7 +292,7 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
         f"bench-monitor ({'quick' if opts.quick else 'full'}) — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     table = render_table(rows, title)
-    problems = cmp.ours.problems[:3] + cmp.anchor.problems[:3] + links.problems
+    problems = cmp.ours.problems[:3] + cmp.anchor.problems[:3] + links.problems + v3.problems[:3]
     if problems:
         table += "\nproblems:\n" + "\n".join(f"  - {p}" for p in problems)
     data: dict[str, object] = {
@@ -276,6 +303,10 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
         "cpu_ms_per_target": ours_cpu,
         "cpu_ms_per_target_snmp_exporter": anchor_cpu,
         "targets_per_s_snmp_exporter": anchor_tps,
+        "v3_cpu_ms_per_target": v3_lean,
+        "v3_cpu_ms_per_target_pysnmp": v3_slow,
+        "v3_cpu_ms_per_target_snmp_exporter": v3_anchor,
+        "v3_cpu_per_target_ratio_vs_snmp_exporter": v3_ratio,
         "cpu_share_10k_links_polling_only": links.poll_cpu_share,
         "cpu_ms_per_target_with_exposition": with_exposition,
         "rss_at_end_mb_10k_links": links.rss_at_end_mb,
@@ -290,7 +321,7 @@ def report(opts: Options, cmp: Comparison, links: LinksRun) -> tuple[str, dict[s
         "links": links.links,
         "interval_s": links.interval_s,
         "cycles": links.cycles_done,
-        "complete": complete and links_ok,
+        "complete": complete and links_ok and v3.complete,
         "quick": opts.quick,
         "passed": all(r.passed for r in rows if r.passed is not None),
     }
@@ -307,6 +338,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.monitor", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and a 5 s interval: checks the machinery only")
     parser.add_argument("--targets", type=int, help="targets in the CPU comparison (default 1000; quick 50)")
+    parser.add_argument("--v3-targets", type=int, help="targets in the SNMPv3 comparison (default 200; quick 20)")
     parser.add_argument("--rounds", type=int, help="measured rounds per side (default 5; quick 2)")
     parser.add_argument("--passes", type=int, help="cycles over all targets per round (default 3; quick 2)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight on each side (default 50)")
@@ -323,6 +355,7 @@ def parse_args(argv: list[str] | None) -> Options:
 
     opts = Options(
         targets=int(pick(a.targets, 1000, 50)),
+        v3_targets=int(pick(a.v3_targets, 200, 20)),
         rounds=int(pick(a.rounds, 5, 2)),
         passes=int(pick(a.passes, 3, 2)),
         concurrency=a.concurrency,
@@ -333,7 +366,7 @@ def parse_args(argv: list[str] | None) -> Options:
         keep=a.keep,
         scrape_metrics=not a.no_scrape,
     )
-    for name in ("targets", "rounds", "passes", "concurrency", "links", "cycles"):
+    for name in ("targets", "v3_targets", "rounds", "passes", "concurrency", "links", "cycles"):
         if getattr(opts, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if opts.targets > 10_000 or opts.links > 20_000:
@@ -355,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cmp = compare(opts, root, community)
         links = many_links(opts, root, community)
+        _log(f"SNMPv3: {opts.v3_targets} targets, lean codec vs pysnmp vs snmp_exporter")
+        v3 = compare_v3(root, community, opts.v3_targets, opts.rounds, opts.passes, opts.concurrency)
     except BaseException:
         _log(f"failed: configs and logs kept in {root}")
         raise
@@ -362,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"configs and logs kept in {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
-    table, data = report(opts, cmp, links)
+    table, data = report(opts, cmp, links, v3)
     print(table)
     print(json_line(data), flush=True)
     return 0 if data["complete"] else 1

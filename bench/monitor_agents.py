@@ -74,12 +74,15 @@ def snmp_get_ok(endpoint: Endpoint, community: str, timeout: float = 0.5) -> boo
 class SnmpdFleet:
     """Several snmpd processes, `per_process` endpoints each, one community; stopped by PID."""
 
-    def __init__(self, root: Path, community: str, per_process: int = 1000) -> None:
+    def __init__(
+        self, root: Path, community: str, per_process: int = 1000, v3: tuple[str, str, str] | None = None
+    ) -> None:
         if shutil.which("snmpd") is None:
             raise RuntimeError("snmpd is not installed (apt-get install snmpd snmp)")
         self.root = root
         self.community = community
         self.per_process = per_process
+        self.v3 = v3  # (user, SHA key, AES key): an authPriv user besides the community
         self.endpoints: list[Endpoint] = []
         self.processes: list[ManagedProcess] = []
         self._stack = ExitStack()
@@ -97,7 +100,12 @@ class SnmpdFleet:
             f"[snmp] persistentDir {state / 'persist'}\n"
             f"rocommunity {self.community} 127.0.0.0/8\n"
             # One log line per request would cost the agent more than the answer itself.
-            "dontLogTCPWrappersConnects yes\n",
+            "dontLogTCPWrappersConnects yes\n"
+            + (
+                f"createUser {self.v3[0]} SHA {self.v3[1]} AES {self.v3[2]}\nrouser {self.v3[0]} priv\n"
+                if self.v3
+                else ""
+            ),
             encoding="utf-8",
         )
         conf.chmod(0o600)

@@ -51,7 +51,12 @@ PER_CYCLE_FIELDS: tuple[OidField, ...] = (
 )
 
 
-def snmp_yml(community: str, if_index: int, fields: Sequence[OidField] = PER_CYCLE_FIELDS) -> str:
+def snmp_yml(
+    community: str,
+    if_index: int,
+    fields: Sequence[OidField] = PER_CYCLE_FIELDS,
+    v3: tuple[str, str, str] | None = None,
+) -> str:
     """snmp_exporter 0.21 configuration: one module GETting exactly `fields` for one interface."""
     metrics = []
     for f in fields:
@@ -59,11 +64,15 @@ def snmp_yml(community: str, if_index: int, fields: Sequence[OidField] = PER_CYC
         if f.per_interface:
             metric["indexes"] = [{"labelname": "ifIndex", "type": "gauge"}]
         metrics.append(metric)
+    auth: dict[str, str] = {"community": community}
+    if v3:
+        auth = {"username": v3[0], "security_level": "authPriv", "password": v3[1], "auth_protocol": "SHA",
+                "priv_protocol": "AES", "priv_password": v3[2]}  # fmt: skip
     module = {
-        "version": 2,
+        "version": 3 if v3 else 2,
         "timeout": "2s",
         "retries": 1,
-        "auth": {"community": community},
+        "auth": auth,
         "get": [f.instance(if_index) for f in fields],
         "metrics": metrics,
     }
@@ -81,7 +90,12 @@ class SnmpExporter:
     """One snmp_exporter process on 127.0.0.1, stopped by PID."""
 
     def __init__(
-        self, root: Path, community: str, if_index: int, fields: Sequence[OidField] = PER_CYCLE_FIELDS
+        self,
+        root: Path,
+        community: str,
+        if_index: int,
+        fields: Sequence[OidField] = PER_CYCLE_FIELDS,
+        v3: tuple[str, str, str] | None = None,
     ) -> None:
         if not Path(EXPORTER).exists() and shutil.which("prometheus-snmp-exporter") is None:
             raise RuntimeError("prometheus-snmp-exporter is not installed (apt-get install prometheus-snmp-exporter)")
@@ -89,7 +103,7 @@ class SnmpExporter:
         root.mkdir(parents=True, exist_ok=True)
         self.fields = tuple(fields)
         self.config = root / "snmp.yml"
-        self.config.write_text(snmp_yml(community, if_index, fields), encoding="utf-8")
+        self.config.write_text(snmp_yml(community, if_index, fields, v3), encoding="utf-8")
         self.config.chmod(0o600)
         self.port = free_port()
         self.process = ManagedProcess(

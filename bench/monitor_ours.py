@@ -29,6 +29,7 @@ class OurPoller:
         concurrency: int,
         interval: float = 60.0,
         discovery_every: int = 20,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.process = ManagedProcess(
@@ -49,7 +50,7 @@ class OurPoller:
                 str(discovery_every),
             ],
             root / "poller.log",
-            env={"HDC_SECRETS_DIR": str(secrets_dir), "PYTHONPATH": str(REPO)},
+            env={"HDC_SECRETS_DIR": str(secrets_dir), "PYTHONPATH": str(REPO), **(env or {})},
             cwd=REPO,
         )
         self._sock: socket.socket | None = None

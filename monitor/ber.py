@@ -4,7 +4,7 @@ pysnmp builds and parses every message through pyasn1 objects, which costs ~1.5 
 request; a poller of thousands of links cannot afford that. Here a request is encoded once per
 target (only its 4-byte request-id changes) and a response is parsed by walking bytes with
 bound checks. Anything malformed raises `BerError` — the caller turns it into a per-target
-error, never a crash. SNMPv3 and anything unusual go through pysnmp instead.
+error, never a crash. SNMPv3 messages around the same PDUs are in `usm.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ END_OF_MIB_VIEW = 0x82
 GET_REQUEST = 0xA0
 GET_NEXT_REQUEST = 0xA1
 RESPONSE = 0xA2
+REPORT = 0xA8
 
 EXCEPTION_TAGS = {NO_SUCH_OBJECT: "noSuchObject", NO_SUCH_INSTANCE: "noSuchInstance", END_OF_MIB_VIEW: "endOfMibView"}
 TAG_NAMES = {
@@ -285,6 +286,13 @@ def decode_response(buf: bytes) -> Response:
         raise BerError(f"unexpected PDU type 0x{tag:02x}")
     if pend != end:
         raise BerError("trailing bytes after the PDU")
+    request_id, error_status, error_index, varbinds = decode_pdu_body(buf, pstart, pend)
+    return Response(version, community, request_id, error_status, error_index, varbinds)
+
+
+def decode_pdu_body(buf: bytes, pstart: int, pend: int) -> tuple[int, int, int, list[VarBind]]:
+    """Request id, error status, error index and varbinds of the PDU whose content is buf[pstart:pend]
+    (shared by the v2c message and the SNMPv3 scoped PDU)."""
     fields = []
     p = pstart
     for _ in range(3):
@@ -308,7 +316,12 @@ def decode_response(buf: bytes) -> Response:
         if ve != p:
             raise BerError("trailing bytes in a varbind")
         varbinds.append(VarBind(buf[os_:oe], vtag, _value(buf, vtag, vs, ve)))
-    return Response(version, community, fields[0], fields[1], fields[2], varbinds)
+    return fields[0], fields[1], fields[2], varbinds
+
+
+# for the SNMPv3 codec (usm.py), which walks the same TLVs
+read_tlv = _read_tlv
+read_int = _int
 
 
 def _value(buf: bytes, tag: int, s: int, e: int) -> Value:

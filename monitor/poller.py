@@ -255,6 +255,7 @@ class Poller:
         # pysnmp keeps one key set per SNMPv3 user name in an engine: routers sharing a user name
         # with different keys get engines of their own.
         self._v3_engines: dict[tuple[str, str, str, str, str], Any] = {}
+        self._v3_lean: Any = None  # v3lean.LeanV3, created on first use
         self._next_id = random.randint(ber.REQUEST_ID_MIN, ber.REQUEST_ID_MAX)
         for rt in self.runtimes.values():
             if rt.target.config_error:
@@ -291,7 +292,8 @@ class Poller:
         for rt in v3:
             # Importing pysnmp and building its engines takes a while: do it before any v2c
             # request is in flight, not while answers wait.
-            self._v3_engine_for(rt)
+            if not self._lean_v3(rt):
+                self._v3_engine_for(rt)
         jobs = []
         if v2c:
             udp = self._socket(loop)
@@ -324,10 +326,35 @@ class Poller:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+        if self._v3_lean is not None:
+            self._v3_lean.close()
+            self._v3_lean = None
         for engine in {id(e): e for e in self._v3_engines.values()}.values():
             with contextlib.suppress(Exception):
                 engine.close_dispatcher()
         self._v3_engines.clear()
+
+    def _lean_v3(self, rt: Runtime) -> bool:
+        """Whether this v3 target goes through the lean USM codec (else pysnmp)."""
+        from .usm import supported
+
+        c = rt.target.credentials
+        assert isinstance(c, V3Credentials)
+        return self.settings.v3_engine == "lean" and supported(c.auth_protocol, c.priv_protocol)
+
+    def _v3_lean_client(self) -> Any:
+        if self._v3_lean is None:
+            from .v3lean import LeanV3
+
+            self._v3_lean = LeanV3(asyncio.get_running_loop(), self._bind_address())
+        return self._v3_lean
+
+    async def _v3_get(self, rt: Runtime, names: tuple[str, ...]) -> tuple[Values, float]:
+        if self._lean_v3(rt):
+            return await self._v3_lean_client().get(rt, names, self.settings, self.request_id())
+        from . import v3
+
+        return await v3.get(self._v3_engine_for(rt), rt, names, self.settings)
 
     def _v3_engine_for(self, rt: Runtime) -> Any:
         """An engine that holds this target's user with these keys (shared whenever possible)."""
@@ -582,11 +609,9 @@ class Poller:
                 "check link.uplink.if_index in the catalog",
             )
 
-    # -- SNMPv3 through pysnmp ------------------------------------------------------------------
+    # -- SNMPv3 (lean USM codec, or pysnmp for what it does not cover) -------------------------
 
     async def _v3_cycle(self, rts: list[Runtime], stats: CycleStats) -> None:
-        from . import v3
-
         sem = asyncio.Semaphore(self.settings.concurrency)
 
         async def one(rt: Runtime) -> None:
@@ -598,12 +623,12 @@ class Poller:
                 self.in_flight += 1
                 try:
                     try:
-                        values, arrived = await v3.get(self._v3_engine_for(rt), rt, names, self.settings)
+                        values, arrived = await self._v3_get(rt, names)
                     except PollError as exc:
                         if not (exc.status == TOO_BIG and names is rt.full_names and rt.shrink_discovery()):
                             raise
                         names = rt.full_names
-                        values, arrived = await v3.get(self._v3_engine_for(rt), rt, names, self.settings)
+                        values, arrived = await self._v3_get(rt, names)
                 except PollError as exc:
                     self.record_failure(rt, exc.reason, str(exc), stats)
                     return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +23,9 @@ class PollerSettings(BaseSettings):
         20, ge=1, le=100000, description="re-read descriptive fields (ifName, sysName…) every N polls"
     )
     backoff_max: float = Field(600.0, ge=1.0, le=86400.0, description="longest wait before retrying a dead target")
+    v3_engine: Literal["lean", "pysnmp"] = Field(
+        "lean", description="SNMPv3 codec: lean (SHA*/AES-128, ~30× cheaper) or pysnmp (everything, incl. AES-192/256)"
+    )
     bind_address: str | None = Field(
         None, description="local address of the polling socket (default: loopback if every target is)"
     )

@@ -68,12 +68,14 @@ def target(agent: Snmpd, creds: V2cCredentials | V3Credentials, fid: str) -> Tar
     return Target(fid, "Loopback", "administration", "north", "127.0.0.1", agent.port, 1, 1e9, creds)
 
 
-async def test_v2c_and_v3_read_the_hosts_loopback(snmpd: Snmpd) -> None:
+@pytest.mark.parametrize("v3_engine", ["lean", "pysnmp"])
+async def test_v2c_and_v3_read_the_hosts_loopback(snmpd: Snmpd, v3_engine: str) -> None:
     v2c = target(snmpd, V2cCredentials(snmpd.community.encode()), "lo-v2c")
     v3 = target(snmpd, V3Credentials("monitor", "SHA", snmpd.auth, "AES", snmpd.priv), "lo-v3")
-    poller = Poller([v2c, v3], PollerSettings(interval=5, timeout=1, retries=1))
+    poller = Poller([v2c, v3], PollerSettings(interval=5, timeout=1, retries=1, v3_engine=v3_engine))  # type: ignore[arg-type]
     try:
         await poller.run_cycle()
+        assert (poller._v3_lean is not None) == (v3_engine == "lean")  # the codec asked for did the work
         # Traffic on lo for longer than snmpd's interface cache (a few seconds), so the second
         # reading must have moved.
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
