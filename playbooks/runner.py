@@ -30,7 +30,8 @@ from .catalog_vars import derived_group_vars, derived_host_vars
 from .monitoring_files import render_monitoring_files
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent
-RUNBOOKS_DIR = PLAYBOOKS_DIR.parent / "runbooks"
+# The monitor role's default `hdc_monitor_port` (its exporter, NOC page and webhook receiver).
+MONITOR_PORT = 9105
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -151,12 +152,15 @@ def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] |
     present = set(inv.host_names())
     extravars = extravars or {}
     monitors = [inv.addresses()[h] for h in sorted(inv.data["all"]["children"].get("monitor", {}).get("hosts") or {})]
-    noc = f"http://{monitors[0]}:8080" if monitors else "http://localhost:8080"
+    # `hdc monitor run --listen ADDR:PORT` serves the NOC page, the runbooks and Alertmanager's
+    # webhook receiver (POST /api/alertmanager/webhook) on the exporter's port (monitor role).
+    port = int(extravars.get("hdc_monitor_port", MONITOR_PORT))
+    noc = str(extravars.get("hdc_noc_url", f"http://{monitors[0]}:{port}" if monitors else f"http://localhost:{port}"))
     files = render_monitoring_files(
         inv.catalog,
         target.parent / "files",
-        noc_url=str(extravars.get("hdc_noc_url", noc)),
-        webhook_url=str(extravars.get("hdc_alertmanager_webhook_url", f"{noc}/api/alertmanager")),
+        noc_url=noc,
+        webhook_url=str(extravars.get("hdc_alertmanager_webhook_url", f"{noc.rstrip('/')}/api/alertmanager/webhook")),
         rules_path=extravars.get("hdc_monitor_rules_file"),
         notify_path=extravars.get("hdc_monitor_notify_file"),
     )
@@ -165,7 +169,6 @@ def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] |
             "vars": {
                 **derived_group_vars(inv.catalog),
                 "hdc_catalog_dir": str(inv.catalog_dir.resolve()),
-                "hdc_runbooks_dir": str(RUNBOOKS_DIR) if RUNBOOKS_DIR.is_dir() else "",
                 **files,
             },
             "hosts": {n: v for n, v in derived_hosts.items() if n in present},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import time
@@ -61,8 +62,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory, lab_catalog: Any) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def wheelhouse() -> Path:
-    return ensure_wheelhouse()
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
 
 
 @pytest.fixture(scope="session")
@@ -79,16 +80,23 @@ def test_vars(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     pki = make_pki(tmp_path_factory.mktemp("pki"), TEST_HOSTS)
     secrets_dir = tmp_path_factory.mktemp("secrets")
     ensure_secrets(load_catalog("lab"), secrets_dir)
+    # One notification route: Alertmanager's receiver of that name posts to the monitor's webhook.
+    # Its Apprise URL (a mail server nobody runs here) is only used once the monitor sends.
+    (secrets_dir / "oncall.url").write_text("mailto://127.0.0.1:2525?from=noc@example.org&to=oncall@example.org\n")
+    routes = tmp_path_factory.mktemp("notify") / "routes.yml"
+    routes.write_text("version: 1\nroutes:\n  - name: oncall\n    urls: ['file:oncall.url']\n")
     return {
         "hdc_apt_update_cache": False,
         "hdc_python_wheelhouse": str(wheelhouse),
         "hdc_pki_dir": str(pki),
         "hdc_secrets_dir": str(secrets_dir),
+        "hdc_monitor_notify_file": str(routes),
         "hdc_object_store_backend": "seaweedfs",
         "hdc_object_store_access_key": "root-" + secrets.token_hex(4),
         "hdc_object_store_secret_key": secrets.token_urlsafe(24),
         "hdc_object_store_archive_access_key": "archive-" + secrets.token_hex(4),
         "hdc_object_store_archive_secret_key": secrets.token_urlsafe(24),
+        "hdc_seaweedfs_sse_kek": secrets.token_hex(32),
         "hdc_archive_db_password": secrets.token_urlsafe(18),
         "hdc_archive_kek": base64.b64encode(os.urandom(32)).decode(),
         "hdc_archive_index_key": base64.b64encode(os.urandom(32)).decode(),
@@ -96,18 +104,60 @@ def test_vars(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 class Converge:
-    """Runs a playbook on the test hosts and keeps every result, with its duration."""
+    """Runs a playbook on the test hosts and keeps every result, with its duration and events."""
 
-    def __init__(self, inventory: Inventory, extravars: dict[str, Any]) -> None:
+    def __init__(self, inventory: Inventory, extravars: dict[str, Any], workdir: Path) -> None:
         self.inventory = inventory
         self.extravars = extravars
+        self.workdir = workdir
         self.lines: list[str] = []
+        self.runs = 0
 
     def __call__(self, playbook: str, **kw: Any) -> tuple[RunResult, float]:
         start = time.monotonic()
+        self.runs += 1
         extravars = {**self.extravars, **kw.pop("extravars", {})}
-        result = run_playbook(self.inventory, playbook=playbook, extravars=extravars, on_line=self.lines.append, **kw)
+        result = run_playbook(
+            self.inventory,
+            playbook=playbook,
+            extravars=extravars,
+            on_line=self.lines.append,
+            keep_artifacts=self.workdir / f"run{self.runs}",
+            **kw,
+        )
         return result, time.monotonic() - start
+
+    @staticmethod
+    def _events(result: RunResult) -> Iterator[dict[str, Any]]:
+        paths = Path(result.artifacts or "").glob("*/job_events/*.json")
+        for path in sorted(paths, key=lambda p: int(p.name.split("-")[0])):
+            yield json.loads(path.read_text())
+
+    @classmethod
+    def slowest(cls, result: RunResult, count: int = 12) -> list[str]:
+        """The tasks that took longest (summed over hosts): where converge time goes."""
+        spent: dict[str, float] = {}
+        for event in cls._events(result):
+            data = event.get("event_data") or {}
+            if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("duration"):
+                task = f"{data.get('role', '')}: {data.get('task', '')}"
+                spent[task] = spent.get(task, 0.0) + float(data["duration"])
+        ranked = sorted(spent.items(), key=lambda kv: -kv[1])[:count]
+        return [f"{seconds:6.1f} s host-time  {task}" for task, seconds in ranked]
+
+    @classmethod
+    def changes(cls, result: RunResult) -> list[str]:
+        """Each changed task of a run: host, task and its diff (run with diff=True to get one)."""
+        out = []
+        for event in cls._events(result):
+            data = event.get("event_data") or {}
+            res = data.get("res") or {}
+            if event.get("event") != "runner_on_ok" or not res.get("changed"):
+                continue
+            diffs = res.get("diff") or []
+            text = json.dumps(diffs if isinstance(diffs, list) else [diffs], indent=1)[:3000]
+            out.append(f"{data.get('host')}: {data.get('task')}\n{text}")
+        return out
 
     def failures(self) -> str:
         bad = [line for line in self.lines if line.lstrip().startswith(("failed", "unreachable"))]
@@ -115,5 +165,5 @@ class Converge:
 
 
 @pytest.fixture(scope="session")
-def converge(inventory: Inventory, test_vars: dict[str, Any]) -> Converge:
-    return Converge(inventory, test_vars)
+def converge(inventory: Inventory, test_vars: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Converge:
+    return Converge(inventory, test_vars, tmp_path_factory.mktemp("converge"))

@@ -234,6 +234,35 @@ class Lab:
             assert host.proc is not None
             host.proc.wait_ready(lambda h=host: self.listening(h, 22), timeout=timeout)  # type: ignore[misc]
 
+    def wait_booted(self, timeout: float = 120) -> None:
+        """Wait until systemd has finished booting every host (sshd answers earlier than that).
+
+        Converging a host whose boot is still under way races with it: a unit started then can
+        fail for a dependency that is not up yet (the nftables start flake). "degraded" (a unit
+        failed at boot) is accepted here, since the converge is what makes the host whole.
+        """
+        procs = {
+            name: subprocess.Popen(
+                [*self.ssh_argv(name), "--", "systemctl is-system-running --wait"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in self.hosts
+        }
+        problems = []
+        for name, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            state = out.strip()
+            if state not in ("running", "degraded"):
+                problems.append(f"{name}: {state or err.strip() or 'no answer'}")
+        if problems:
+            raise RuntimeError("hosts did not finish booting: " + "; ".join(problems))
+
     def listening(self, host: Host, port: int, proto: str = "t") -> bool:
         out = run(["ip", "netns", "exec", host.netns, "ss", f"-Hl{proto}n", f"sport = :{port}"], check=False)
         return bool(out.stdout.strip())
@@ -325,6 +354,7 @@ def lab(workdir: Path, hosts: dict[str, str], probes: dict[str, str] | None = No
         for name, address in (probes or {}).items():
             the_lab.add_probe(name, address)
         the_lab.wait_ssh()
+        the_lab.wait_booted()
         yield the_lab
     finally:
         the_lab.close()

@@ -2,7 +2,9 @@
 
 The roles install Python software with `pip install --no-index --find-links <wheelhouse>` when
 `hdc_python_wheelhouse` is set (hosts without a route to PyPI). Built once per uv.lock and
-cached outside the repository.
+cached outside the repository; each test session gets its own snapshot (hard links), so a
+project wheel rebuilt by another session while this one converges cannot make its second
+converge reinstall (a false idempotence failure).
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def uv() -> str:
     return found
 
 
-def ensure_wheelhouse(cache_root: Path = CACHE_ROOT) -> Path:
-    """Dependencies: downloaded once per lock; project wheel: rebuilt when the sources change."""
+def ensure_wheelhouse(session_dir: Path, cache_root: Path = CACHE_ROOT) -> Path:
+    """A snapshot in `session_dir` of the cached wheelhouse.
+
+    Dependencies: downloaded once per lock; project wheel: rebuilt when the sources change.
+    """
     cache_root.mkdir(parents=True, exist_ok=True)
     target = cache_root / _source_hash()
     with (cache_root / "lock").open("w") as lock:
@@ -81,4 +86,10 @@ def ensure_wheelhouse(cache_root: Path = CACHE_ROOT) -> Path:
                 [uv(), "build", "--wheel", "--out-dir", str(target)], cwd=REPO, check=True, capture_output=True
             )
             stamp.write_text(digest)
-    return target
+        session_dir.mkdir(parents=True, exist_ok=True)
+        for wheel in target.glob("*.whl"):
+            try:
+                os.link(wheel, session_dir / wheel.name)
+            except OSError:  # another filesystem
+                shutil.copy2(wheel, session_dir / wheel.name)
+    return session_dir
