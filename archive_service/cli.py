@@ -262,9 +262,9 @@ def catalog_rebuild(
         if n % 1000 == 0 or (total and n == total):
             typer.echo(f"{stage} {n}" + (f"/{total}" if total else ""), err=True)
 
-    report = rebuild_catalog(_settings(), into=into, dry_run=dry_run, workers=workers, batch=batch, progress=progress)
     if show < 0:
         raise UserError(f"--show {show}: must be 0 or more")
+    report = rebuild_catalog(_settings(), into=into, dry_run=dry_run, workers=workers, batch=batch, progress=progress)
 
     def listing(label: str, items: list[str]) -> None:
         for item in items[:show]:

@@ -464,12 +464,11 @@ def write_records(
         chunk = planned[start : start + batch]
         with engine.begin() as conn:
             have = _existing(conn, [p.record_id for p in chunk])
-            for p in chunk:
-                if p.record_id in have:
-                    report.resumed_records += 1
-                    continue
-                conn.execute(db.insert(db.records).values(**p.record))
-                conn.execute(db.insert(db.versions), p.versions)
+            fresh = [p for p in chunk if p.record_id not in have]
+            report.resumed_records += len(chunk) - len(fresh)
+            if fresh:  # executemany keeps the order: sequence numbers follow the original ingest order
+                conn.execute(db.insert(db.records), [p.record for p in fresh])
+                conn.execute(db.insert(db.versions), [v for p in fresh for v in p.versions])
         done += len(chunk)
         if progress is not None:
             progress(done)

@@ -326,6 +326,8 @@ def test_cli_refuses_the_live_catalog_and_bad_arguments(small: tuple[ArchiveSett
     assert r.returncode == 2 and "not empty" in r.stderr and "--into" in r.stderr, (r.stdout, r.stderr)
     for args, needle in (
         (("--workers", "0"), "--workers 0"),
+        (("--batch", "0"), "--batch 0"),
+        (("--show", "-1"), "--show -1"),
         (("--into", "nosuchdb://x"), "nosuchdb"),
         (("--into", f"sqlite:///{settings.state_dir}/no/such/dir/x.db"), "cannot be opened"),
     ):
