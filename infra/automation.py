@@ -6,6 +6,7 @@ thing checked is that it is installed, and the operator is told what to install 
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,17 @@ POLICY_PACK_DIR = INFRA_DIR / "policy"
 Action = Literal["preview", "up", "destroy"]
 
 
+def require_pulumi_sdk() -> None:
+    """The Pulumi SDK is the `infra` extra: application hosts install `hdc` without it."""
+    if importlib.util.find_spec("pulumi") is None or importlib.util.find_spec("pulumi_openstack") is None:
+        raise UserError(
+            "the Pulumi SDK is not installed in this environment: install the provisioning extra "
+            "(`pip install 'hdc[infra]'`; `make setup` does it on a workstation). `hdc infra plan` works without it."
+        )
+
+
 def require_pulumi_cli() -> str:
+    require_pulumi_sdk()
     path = shutil.which("pulumi")
     if path is None:
         raise UserError(
@@ -76,6 +87,7 @@ def run(
     """Run one engine operation on the stack and return its summary; raise UserError on failure."""
     require_pulumi_cli()
     stack_config_file(stack_name)
+    require_pulumi_sdk()
     from pulumi import automation as auto
 
     progress = Progress(echo)
@@ -116,6 +128,7 @@ def stack_outputs(stack_name: str) -> dict[str, object]:
     """The stack's outputs (secrets stay masked: they are not needed for an inventory)."""
     require_pulumi_cli()
     stack_config_file(stack_name)
+    require_pulumi_sdk()
     from pulumi import automation as auto
 
     try:

@@ -7,15 +7,17 @@ Only non-secret settings live here; provider credentials come from `pulumi confi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inventory.loader import load_catalog
 from inventory.model import Catalog
 
 from .buckets import DEFAULT_RETENTION_DAYS, default_bucket_name
+
+if TYPE_CHECKING:
+    import pulumi
 
 INFRA_DIR = Path(__file__).resolve().parent
 TARGETS = ("openstack",)
@@ -115,6 +117,8 @@ _KEYS = {
 
 def read_settings(config: pulumi.Config | None = None) -> StackSettings:
     """Read `hdc:*` from the stack's config; raise SettingsError naming the key on a bad value."""
+    import pulumi  # the `infra` extra; only the Pulumi program calls this
+
     cfg = config or pulumi.Config("hdc")
     raw: dict[str, Any] = {}
     for key, kind in _KEYS.items():

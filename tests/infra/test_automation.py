@@ -170,3 +170,19 @@ def test_policy_pack_configs_match_the_pack_and_the_stacks() -> None:
         stack_cfg = yaml.safe_load((INFRA_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
         types = set(stack_cfg.get("hdc:volumeTypes", {}).values())
         assert types <= set(doc["medical-volumes-encrypted"]["encryptedVolumeTypes"])
+
+
+def test_without_the_infra_extra_the_engine_commands_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Application hosts install plain `hdc`: no Pulumi SDK there, and the command says so."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("pulumi") else real(name, *a)
+    )
+    for args in (["infra", "preview", "--stack", "lab"], ["infra", "inventory", "--stack", "lab"]):
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, UserError), result.output
+        assert "pip install 'hdc[infra]'" in str(result.exception)
+    plan = CliRunner().invoke(app, ["infra", "plan", "--catalog", "lab"])
+    assert plan.exit_code == 0, plan.output  # planning needs no SDK
