@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from hdc.errors import UserError
 from monitor.alerting.silences import check_silence
 from monitor.notify.alertmanager import AmWebhook, idempotency_key, to_payloads
-from monitor.rules.loader import REPO_ROOT
+from monitor.rules.loader import runbooks_root
 from monitor.state import LinkState
 
 from .access import Access, Role
@@ -92,7 +92,7 @@ def build_router(rt: Alerting, access: Access | None = None) -> APIRouter:
 
     @router.get("/runbooks/alerts/{page}", include_in_schema=False, dependencies=[viewer])
     async def runbook(page: str) -> Response:
-        base = (REPO_ROOT / "runbooks" / "alerts").resolve()
+        base = (runbooks_root() / "alerts").resolve()
         path = (base / page).resolve()
         if path.parent != base or path.suffix != ".md" or not path.is_file():
             raise HTTPException(404, f"no runbook page {page}")

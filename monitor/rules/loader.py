@@ -6,6 +6,7 @@ reported as `rules.yaml:12: rules[3].for: must be a duration …`, never as a tr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +19,13 @@ from .schema import RuleFile
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "default.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def runbooks_root() -> Path:
+    """Where runbook pages live: HDC_RUNBOOKS_DIR (an installed host), else the repository's (or
+    the wheel's, which ships `runbooks/` beside the packages)."""
+    return Path(os.environ.get("HDC_RUNBOOKS_DIR") or REPO_ROOT / "runbooks")
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -82,9 +90,10 @@ def load_rules(path: str | Path | None = None) -> RuleFile:
     file = Path(path) if path is not None else DEFAULT_RULES
     rules = validate_file(file, RuleFile, "rule")
     missing = [
-        f"{file}: rules[{i}].runbook: {r.runbook} does not exist in this repository"
+        f"{file}: rules[{i}].runbook: {r.runbook} does not exist under {runbooks_root()}"
         for i, r in enumerate(rules.rules)
-        if not r.runbook.startswith(("http://", "https://")) and not (REPO_ROOT / r.runbook).is_file()
+        if not r.runbook.startswith(("http://", "https://"))
+        and not (runbooks_root() / r.runbook.removeprefix("runbooks/")).is_file()
     ]
     if missing:
         raise RulesError(missing)
