@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,16 +30,19 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    column,
     create_engine,
     event,
     func,
     insert,
     or_,
     select,
+    table,
     text,
     update,
 )
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
@@ -184,50 +187,67 @@ def create_schema(engine: Engine) -> None:
             )
 
 
-_FTS_COLUMNS = ("title", "facility")
+#: SQLite's title index is an FTS5 table whose rowid is a date-ordered key, `date_key(document_date,
+#: seq)`: a MATCH ordered by rowid DESC streams matches newest document first (FTS5 reads its doclists
+#: in rowid order and consumes ORDER BY rowid), so a page of a common word stops after `limit` rows,
+#: and date ranges and keyset cursors become rowid ranges. It keeps its own copy of title and
+#: facility (an external-content table would need the key as a stored column of `records`).
+KEY_DAY = 1 << 32  # seq stays below 2^32; Julian day numbers need 22 bits: the key fits in 54 bits
+_JDN_OFFSET = 1721424  # date.toordinal() + this = the Julian day number SQLite's julianday() truncates to
+_SQL_KEY = "CAST(julianday({p}.document_date) AS INTEGER) * 4294967296 + {p}.seq"
+#: Prefix indexes of 1, 2, 4 and 6 characters: a query word is looked up by its longest indexed
+#: prefix, which FTS5 streams in rowid order (a prefix without its own index is gathered in full
+#: first: tens of milliseconds for a common word); longer words are then checked on the title.
+FTS_PREFIXES = (1, 2, 4, 6)
+FTS_TABLE_SQL = (
+    "CREATE VIRTUAL TABLE records_fts USING fts5(title, facility, tokenize='unicode61 remove_diacritics 2', "
+    f"prefix='{' '.join(map(str, FTS_PREFIXES))}')"
+)
+#: Candidates read through the shortened prefixes before asking for the whole words instead
+#: (a rare word that shares its first letters with a common one).
+FTS_CANDIDATE_BUDGET = 400
+#: Fills an empty title index from `records` (schema migration, bulk loads), in key order.
+FTS_FILL_SQL = (
+    "INSERT INTO records_fts(rowid, title, facility) "
+    f"SELECT {_SQL_KEY.format(p='records')}, title, facility FROM records ORDER BY 1"
+)
+_FTS_TRIGGERS = {
+    "records_fts_ai": "CREATE TRIGGER records_fts_ai AFTER INSERT ON records BEGIN "
+    f"INSERT INTO records_fts(rowid, title, facility) VALUES ({_SQL_KEY.format(p='new')}, new.title, new.facility); END",
+    "records_fts_ad": "CREATE TRIGGER records_fts_ad AFTER DELETE ON records BEGIN "
+    f"DELETE FROM records_fts WHERE rowid = {_SQL_KEY.format(p='old')}; END",
+    "records_fts_au": "CREATE TRIGGER records_fts_au AFTER UPDATE OF title, facility, document_date, seq ON records BEGIN "
+    f"DELETE FROM records_fts WHERE rowid = {_SQL_KEY.format(p='old')}; "
+    f"INSERT INTO records_fts(rowid, title, facility) VALUES ({_SQL_KEY.format(p='new')}, new.title, new.facility); END",
+}
+fts = table("records_fts", column("rowid", BigInteger), column("records_fts", Text))
+
+
+def date_key(day: date, seq: int = 0) -> int:
+    """The title index's rowid for (document date, seq): the search order as one integer."""
+    return (day.toordinal() + _JDN_OFFSET) * KEY_DAY + seq
 
 
 def _sqlite_fts(conn: Connection) -> None:
-    """FTS5 over title and facility (so a facility filter narrows the text match inside the index).
+    """Create, or migrate to, the date-keyed title index and the triggers that keep it in step.
 
-    An older index without the facility column is rebuilt in place.
+    Earlier catalogs had an external-content index keyed by seq (and an fts5vocab table): both are
+    replaced and the new index is filled from `records` (about a minute per million records).
     """
-    conn.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts_vocab USING fts5vocab(records_fts, 'row')"))
-    exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'records_fts'")).first()
-    if exists:
-        cols = tuple(r[1] for r in conn.execute(text("PRAGMA table_info(records_fts)")))
-        if cols == _FTS_COLUMNS:
-            return
-        for name in ("records_fts_ai", "records_fts_ad", "records_fts_au"):
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-        conn.execute(text("DROP TABLE records_fts"))
-    conn.execute(
-        text(
-            "CREATE VIRTUAL TABLE records_fts USING fts5(title, facility, content='records', content_rowid='seq', "
-            "tokenize='unicode61 remove_diacritics 2')"
-        )
-    )
-    conn.execute(
-        text(
-            "CREATE TRIGGER records_fts_ai AFTER INSERT ON records BEGIN "
-            "INSERT INTO records_fts(rowid, title, facility) VALUES (new.seq, new.title, new.facility); END"
-        )
-    )
-    conn.execute(
-        text(
-            "CREATE TRIGGER records_fts_ad AFTER DELETE ON records BEGIN INSERT INTO records_fts(records_fts, rowid, "
-            "title, facility) VALUES('delete', old.seq, old.title, old.facility); END"
-        )
-    )
-    conn.execute(
-        text(
-            "CREATE TRIGGER records_fts_au AFTER UPDATE OF title, facility ON records BEGIN "
-            "INSERT INTO records_fts(records_fts, rowid, title, facility) VALUES('delete', old.seq, old.title, old.facility); "
-            "INSERT INTO records_fts(rowid, title, facility) VALUES (new.seq, new.title, new.facility); END"
-        )
-    )
-    if exists:
-        conn.execute(text("INSERT INTO records_fts(records_fts) VALUES('rebuild')"))
+    row = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'records_fts'")).first()
+    current = row is not None and row[0] == FTS_TABLE_SQL
+    triggers = {r[0]: r[1] for r in conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))}
+    if current and all(triggers.get(n) == sql for n, sql in _FTS_TRIGGERS.items()):
+        return
+    for name in _FTS_TRIGGERS:
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    if not current:
+        conn.execute(text("DROP TABLE IF EXISTS records_fts_vocab"))
+        conn.execute(text("DROP TABLE IF EXISTS records_fts"))
+        conn.execute(text(FTS_TABLE_SQL))
+        conn.execute(text(FTS_FILL_SQL))
+    for sql in _FTS_TRIGGERS.values():
+        conn.execute(text(sql))
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -247,39 +267,33 @@ def title_matches(dialect: str, title: str, words: Sequence[str]) -> bool:
     return all(w.lower() in low for w in words)
 
 
-#: Above this estimated share of matching titles, walking the date-ordered index and checking titles
-#: finds a page sooner than materialising every FTS match (common words); below it, FTS wins.
-SCAN_SELECTIVITY = 0.02
-SCAN_CAP = 50_000
+def _fts_match(words: Sequence[str], facility: str | None, shorten: bool) -> str:
+    """FTS5 query: every word as a prefix of a title word; a facility narrows inside the index too.
+
+    With `shorten`, each word is cut to its longest indexed prefix length (see FTS_PREFIXES).
+    """
+
+    def term(w: str) -> str:
+        if shorten:
+            w = w[: max([n for n in FTS_PREFIXES if n <= len(w)] or [len(w)])]
+        return '"' + w.replace('"', "") + '"*'
+
+    match = "title : (" + " AND ".join(term(w) for w in words) + ")"
+    if facility:  # the exact facility equality is applied on the table as well
+        match += ' AND facility : ^"' + facility.replace('"', "") + '"'
+    return match
 
 
-def sqlite_title_selectivity(conn: Connection, words: Sequence[str]) -> float:
-    """Estimated share of records whose title has every word (from the FTS vocabulary, independent words)."""
-    total = conn.execute(text("SELECT max(seq) FROM records")).scalar() or 0
-    if not total:
-        return 0.0
-    share = 1.0
-    for w in words:
-        f = _fold(w)
-        docs = conn.execute(
-            text("SELECT coalesce(sum(doc), 0) FROM records_fts_vocab WHERE term >= :lo AND term < :hi"),
-            {"lo": f, "hi": f + "\U0010ffff"},
-        ).scalar()
-        share *= min(1.0, float(docs or 0) / total)
-    return share
+def _fts_shortened(words: Sequence[str]) -> bool:
+    """Whether some word is longer than its longest indexed prefix (then titles are checked here)."""
+    return any(len(w) not in FTS_PREFIXES for w in words)
 
 
-def title_condition(dialect: str, q: str, facility: str | None = None) -> ColumnElement[bool] | None:
-    """Every word of `q` must appear in the title (word prefix in SQLite, substring in PostgreSQL)."""
+def title_condition(dialect: str, q: str) -> ColumnElement[bool] | None:
+    """PostgreSQL: every word of `q` is a substring of the title (trigram index). SQLite uses `fts`."""
     words = _WORD.findall(q)
     if not words:
         return None
-    if dialect == "sqlite":
-        match = "title : (" + " AND ".join('"' + w.replace('"', "") + '"*' for w in words) + ")"
-        if facility:  # narrows inside the index; the exact facility equality is applied on the table too
-            match += ' AND facility : ^"' + facility.replace('"', "") + '"'
-        sub = text("SELECT rowid FROM records_fts WHERE records_fts MATCH :fts").bindparams(fts=match)
-        return records.c.seq.in_(sub.columns(rowid=Integer))
     return and_(*[records.c.title.ilike("%" + w.replace("%", r"\%").replace("_", r"\_") + "%") for w in words])
 
 
@@ -325,45 +339,79 @@ def search(
     if date_to is not None:
         conds.append(records.c.document_date <= date_to)
     words = _WORD.findall(q or "")
+    # A patient has few records: read them in date order and apply the title rule here.
     post_filter = bool(words) and patient_index is not None
-    scan = False
-    if words and not post_filter and conn.dialect.name == "sqlite":
-        scan = post_filter = sqlite_title_selectivity(conn, words) >= SCAN_SELECTIVITY
-    if words and not post_filter:
-        one = facilities[0] if facilities is not None and len(facilities) == 1 else None
-        cond = title_condition(conn.dialect.name, q or "", one)
-        if cond is not None:
-            conds.append(cond)
+    dated_fts = bool(words) and not post_filter and conn.dialect.name == "sqlite"
+    if words and not post_filter and not dated_fts:
+        cond = title_condition(conn.dialect.name, q or "")
+        assert cond is not None
+        conds.append(cond)
     if cursor:
         day, seq = decode_cursor(cursor)
         conds.append(or_(records.c.document_date < day, and_(records.c.document_date == day, records.c.seq < seq)))
+    base = select(records, versions.c.size, versions.c.sha256)
+    joined = records.join(
+        versions, and_(versions.c.record_id == records.c.record_id, versions.c.version == records.c.current_version)
+    )
+    if dated_fts:
+        # Matches come out of the index newest first; dates and cursor bound its rowid range.
+        one = facilities[0] if facilities is not None and len(facilities) == 1 else None
+        if date_from is not None:
+            conds.append(fts.c.rowid >= date_key(date_from))
+        if date_to is not None:
+            conds.append(fts.c.rowid < date_key(date_to + timedelta(days=1)))
+        if cursor:
+            conds.append(fts.c.rowid < date_key(day, seq))
+
+        def dated(match: str) -> Select[Any]:
+            return (
+                base.select_from(fts.join(joined, records.c.seq == fts.c.rowid % KEY_DAY))
+                .where(and_(*conds, fts.c.records_fts.op("MATCH")(match)))
+                .order_by(fts.c.rowid.desc())
+            )
+
+        if not _fts_shortened(words):
+            return _page(list(conn.execute(dated(_fts_match(words, one, False)).limit(limit + 1))), limit)
+        # Stream candidates of the shortened prefixes and check the whole words on the title; if
+        # they are mostly other words (a rare word sharing a common prefix), ask for the whole words.
+        rows = []
+        result = conn.execute(dated(_fts_match(words, one, True)))
+        try:
+            for scanned, row in enumerate(result, 1):
+                if title_matches("sqlite", row.title, words):
+                    rows.append(row)
+                    if len(rows) > limit:
+                        return _page(rows, limit)
+                if scanned >= FTS_CANDIDATE_BUDGET:
+                    break
+            else:
+                return _page(rows, limit)
+        finally:
+            result.close()
+        return _page(list(conn.execute(dated(_fts_match(words, one, False)).limit(limit + 1))), limit)
     stmt = (
-        select(records, versions.c.size, versions.c.sha256)
-        .join(
-            versions, and_(versions.c.record_id == records.c.record_id, versions.c.version == records.c.current_version)
-        )
+        base.select_from(joined)
         .where(and_(*conds))
         .order_by(records.c.document_date.desc(), records.c.seq.desc())
-        .limit(limit + 1)
+        .limit(None if post_filter else limit + 1)
     )
-    rows: list[Row[Any]] = []
     if post_filter:
-        # A patient has few records, and common words match a large share of titles: read in date
-        # order and apply the title rule here, rather than materialising every match in the catalog.
-        scanned = 0
-        for row in conn.execute(stmt.limit(None if not scan else SCAN_CAP)):
-            scanned += 1
-            if title_matches(conn.dialect.name, row.title, words):
-                rows.append(row)
-                if len(rows) > limit:
-                    break
-        if scan and len(rows) <= limit and scanned >= SCAN_CAP:  # the estimate was wrong: use the index
-            one = facilities[0] if facilities is not None and len(facilities) == 1 else None
-            cond = title_condition(conn.dialect.name, q or "", one)
-            assert cond is not None
-            rows = list(conn.execute(stmt.where(cond)))
-    else:
-        rows = list(conn.execute(stmt))
+        rows = []
+        result = conn.execute(stmt)
+        try:
+            for row in result:
+                if title_matches(conn.dialect.name, row.title, words):
+                    rows.append(row)
+                    if len(rows) > limit:
+                        break
+        finally:
+            result.close()
+        return _page(rows, limit)
+    return _page(list(conn.execute(stmt)), limit)
+
+
+def _page(rows: list[Row[Any]], limit: int) -> tuple[list[Row[Any]], str | None]:
+    """At most `limit` rows and the cursor of the next page (rows holds limit + 1 when there is one)."""
     nxt = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], nxt
 

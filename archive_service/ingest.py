@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import catalogdb as db
@@ -62,36 +62,75 @@ def _utc(value: datetime) -> datetime:
     return out
 
 
+# Statements built once: building a Core statement (and its cache key) per call cost more CPU than
+# executing it. Parameters are bound at execution; the SET columns come from the parameter names.
+_INSERT_RECORD = db.records.insert()
+_INSERT_VERSION = db.versions.insert()
+_UPDATE_VERSION = update(db.versions).where(
+    and_(db.versions.c.record_id == bindparam("k_record"), db.versions.c.version == bindparam("k_version"))
+)
+_UPDATE_RECORD = update(db.records).where(db.records.c.record_id == bindparam("k_record"))
+_PATIENT_RECORDS_TO_EXTEND = select(db.records.c.record_id).where(
+    and_(
+        db.records.c.patient_index == bindparam("k_patient"),
+        db.records.c.status == "active",
+        db.records.c.record_id != bindparam("k_record"),
+        db.records.c.retain_until < bindparam("k_until"),
+    )
+)
+
+
 def commit_version(
-    archive: Archive, record_id: str, version: int, version_id: str, etag: str, size: int, upload_id: str | None
-) -> None:
-    """Step 5: the version becomes visible, and the record shows its latest version."""
+    archive: Archive,
+    record_id: str,
+    version: int,
+    version_id: str,
+    etag: str,
+    size: int,
+    upload_id: str | None,
+    extend_for: tuple[str, datetime] | None = None,
+) -> list[str]:
+    """Step 5 in one transaction: the version becomes visible, the record shows its latest version.
+
+    With `extend_for` = (patient index, retain-until), also returns the patient's other active
+    records whose retention must be pushed to that date (read in the same transaction).
+    """
+    committed = {
+        "k_record": record_id,
+        "k_version": version,
+        "state": "committed",
+        "s3_version_id": version_id,
+        "etag": etag,
+        "size": size,
+        "upload_id": upload_id,
+    }
     with archive.engine.begin() as conn:
         if version == 1:  # the pending record row already carries this version's metadata
-            conn.execute(
-                update(db.versions)
-                .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == 1))
-                .values(state="committed", s3_version_id=version_id, etag=etag, size=size, upload_id=upload_id)
+            conn.execute(_UPDATE_VERSION, committed)
+            conn.execute(_UPDATE_RECORD, {"k_record": record_id, "status": "active"})
+        else:
+            row = db.get_version(conn, record_id, version)
+            assert row is not None
+            meta = json.loads(row.meta)
+            conn.execute(_UPDATE_VERSION, committed)
+            rec = db.get_record(conn, record_id)
+            assert rec is not None
+            retain = max(_utc(rec.retain_until), _utc(row.retain_until))
+            values: dict[str, Any] = {"status": "active", "current_version": version, "retain_until": retain}
+            for field in ("subclass", "document_date", "title", "author", "language", "content_type"):
+                values[field] = meta[field]
+            values["document_date"] = date.fromisoformat(meta["document_date"])
+            values["tags"] = json.dumps(meta["tags"])
+            conn.execute(_UPDATE_RECORD, {"k_record": record_id, **values})
+        if extend_for is None:
+            return []
+        pidx, until = extend_for
+        return [
+            r[0]
+            for r in conn.execute(
+                _PATIENT_RECORDS_TO_EXTEND, {"k_patient": pidx, "k_record": record_id, "k_until": until}
             )
-            conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(status="active"))
-            return
-        row = db.get_version(conn, record_id, version)
-        assert row is not None
-        meta = json.loads(row.meta)
-        conn.execute(
-            update(db.versions)
-            .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == version))
-            .values(state="committed", s3_version_id=version_id, etag=etag, size=size, upload_id=upload_id)
-        )
-        rec = db.get_record(conn, record_id)
-        assert rec is not None
-        retain = max(_utc(rec.retain_until), _utc(row.retain_until))
-        values: dict[str, Any] = {"status": "active", "current_version": version, "retain_until": retain}
-        for field in ("subclass", "document_date", "title", "author", "language", "content_type"):
-            values[field] = meta[field]
-        values["document_date"] = date.fromisoformat(meta["document_date"])
-        values["tags"] = json.dumps(meta["tags"])
-        conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(**values))
+        ]
 
 
 def _begin(
@@ -143,7 +182,8 @@ def _begin(
         public_meta["content_type"] = content_type
         if version == 1:
             conn.execute(
-                db.insert(db.records).values(
+                _INSERT_RECORD,
+                dict(
                     record_id=record_id,
                     status="pending",
                     record_class=meta.record_class.value,
@@ -161,11 +201,12 @@ def _begin(
                     legal_hold=False,
                     created_at=now,
                     created_by=who,
-                )
+                ),
             )
         try:
             conn.execute(
-                db.insert(db.versions).values(
+                _INSERT_VERSION,
+                dict(
                     record_id=record_id,
                     version=version,
                     state="pending",
@@ -182,7 +223,7 @@ def _begin(
                     created_at=now,
                     created_by=who,
                     correction_reason=reason,
-                )
+                ),
             )
         except IntegrityError:
             raise Conflict(f"record {record_id}: another correction is being stored; retry") from None
@@ -209,16 +250,32 @@ def _store_small(
         raise
     # From here on the object may exist: a failure leaves the pending row to the reconciler.
     written = archive.store.put(archive.store.records, key, sealed, retain)
-    commit_version(archive, record_id, version, written.version_id, written.etag, len(data), None)
-    _after_commit(archive, meta, record_id, retain, who)
+    earlier = commit_version(
+        archive,
+        record_id,
+        version,
+        written.version_id,
+        written.etag,
+        len(data),
+        None,
+        _extension(archive, meta, retain),
+    )
+    _extend(archive, earlier, retain, who)
     return record_id, version
 
 
-def _after_commit(archive: Archive, meta: RecordMetadata, record_id: str, retain: datetime, who: str) -> None:
+def _extension(archive: Archive, meta: RecordMetadata, retain: datetime) -> tuple[str, datetime] | None:
+    """Medical retention runs from the patient's last document: (patient index, date) to extend to."""
     s = archive.settings
     if meta.record_class is RecordClass.MEDICAL and s.medical_retention_from_last_document and meta.patient_id:
-        pidx = patient_index(archive.keys.index_key, meta.patient_id)
-        archive.extend_patient_records(pidx, retain, record_id, who)
+        return patient_index(archive.keys.index_key, meta.patient_id), retain
+    return None
+
+
+def _extend(archive: Archive, record_ids: list[str], until: datetime, who: str) -> None:
+    """Push the patient's earlier records (found by `commit_version`) to the new retain-until date."""
+    for rid in record_ids:
+        archive.extend_retention(rid, until, who)
 
 
 def _begin_multipart(
@@ -321,8 +378,17 @@ async def ingest(
         written = await loop.run_in_executor(
             None, archive.store.complete_upload, object_key(record_id, version), upload_id, etags
         )
-        await loop.run_in_executor(
-            None, commit_version, archive, record_id, version, written.version_id, written.etag, total, upload_id
+        earlier = await loop.run_in_executor(
+            None,
+            commit_version,
+            archive,
+            record_id,
+            version,
+            written.version_id,
+            written.etag,
+            total,
+            upload_id,
+            _extension(archive, meta, retain),
         )
     except BaseException as exc:
         for f in parts:
@@ -341,17 +407,14 @@ async def ingest(
             raise exc from None  # the reconciler aborts it later (pending row kept)
         await loop.run_in_executor(None, drop_pending, archive, record_id, version)
         raise
-    await loop.run_in_executor(None, _after_commit, archive, meta, record_id, retain, who)
+    if earlier:
+        await loop.run_in_executor(None, _extend, archive, earlier, retain, who)
     return record_id, version
 
 
 def _record_upload(archive: Archive, record_id: str, version: int, upload_id: str) -> None:
     with archive.engine.begin() as conn:
-        conn.execute(
-            update(db.versions)
-            .where(and_(db.versions.c.record_id == record_id, db.versions.c.version == version))
-            .values(upload_id=upload_id)
-        )
+        conn.execute(_UPDATE_VERSION, {"k_record": record_id, "k_version": version, "upload_id": upload_id})
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -9,7 +9,6 @@ has verified the digest. Connection failures surface as `StoreUnavailable` (HTTP
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,16 +125,12 @@ class ObjectStore:
         retain_until: datetime,
         content_type: str = "application/octet-stream",
     ) -> Written:
+        headers = dict(self._headers(retain_until))
+        headers["Content-Type"] = content_type
         with _mapped(f"PUT {key}"):
-            res = self.client.put_object(
-                bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type=content_type,
-                sse=self.sse,
-                retention=Retention(COMPLIANCE, retain_until),
-            )
+            # One PutObject with the bytes as they are: put_object would copy them through a
+            # stream first (data is at most one part here, never split).
+            res = self.client._put_object(bucket, key, data, headers)  # type: ignore[arg-type]  # bytes-like is fine
         return Written(res.version_id or "", res.etag or "")
 
     def create_upload(self, key: str, retain_until: datetime) -> str:
