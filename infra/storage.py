@@ -34,7 +34,9 @@ ARCHIVE_CALLS: tuple[ArchiveCall, ...] = (
     ArchiveCall("get_object_lock_config", "GetObjectLockConfiguration", ("s3:GetBucketObjectLockConfiguration",)),
     ArchiveCall("get_bucket_versioning", "GetBucketVersioning", ("s3:GetBucketVersioning",)),
     ArchiveCall("set_bucket_encryption", "PutBucketEncryption", ("s3:PutEncryptionConfiguration",), "SSE-S3"),
-    ArchiveCall("put_object", "PutObject + lock headers", ("s3:PutObject", "s3:PutObjectRetention")),
+    ArchiveCall(
+        "_put_object", "PutObject + lock headers", ("s3:PutObject", "s3:PutObjectRetention"), "one request, no copy"
+    ),
     ArchiveCall("_create_multipart_upload", "CreateMultipartUpload", ("s3:PutObject", "s3:PutObjectRetention")),
     ArchiveCall("_upload_part", "UploadPart", ("s3:PutObject",)),
     ArchiveCall("_complete_multipart_upload", "CompleteMultipartUpload", ("s3:PutObject",)),
