@@ -40,6 +40,18 @@ class Cycle:
     notified: list[tuple[str, Alert]] = field(default_factory=list)
 
 
+def _tracked(alert: Alert) -> tuple[object, ...]:
+    """The engine-owned fields whose change means the row must be written."""
+    return (
+        alert.state,
+        alert.notified,
+        alert.suppressed_by,
+        alert.silenced_by,
+        alert.clear_since,
+        alert.last_notified_at,
+    )
+
+
 class AlertEngine:
     def __init__(self, catalog: Catalog, rules: RuleFile, store: Store) -> None:
         self.catalog = catalog
@@ -187,14 +199,7 @@ class AlertEngine:
         now: float,
         cycle: Cycle,
     ) -> None:
-        before = (
-            alert.state,
-            alert.notified,
-            alert.suppressed_by,
-            alert.silenced_by,
-            alert.clear_since,
-            alert.last_notified_at,
-        )
+        before = _tracked(alert)
         if reading.value is not None or reading.text:
             changed_value = (alert.value, alert.value_text) != (reading.value, reading.text)
             alert.value, alert.value_text = reading.value, reading.text
@@ -217,14 +222,7 @@ class AlertEngine:
                 alert.clear_since = None
             if reading.clear is not True:
                 self._activate(db, alert, rule, fac, snapshot, silences, now, cycle)
-        after = (
-            alert.state,
-            alert.notified,
-            alert.suppressed_by,
-            alert.silenced_by,
-            alert.clear_since,
-            alert.last_notified_at,
-        )
+        after = _tracked(alert)
         if before != after or changed_value:
             alert.updated_at = now
             self.store.update_alert(db, alert)

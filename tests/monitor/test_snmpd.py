@@ -53,15 +53,19 @@ class Snmpd:
         return res.returncode == 0
 
 
-@pytest.fixture(scope="module")
-def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
-    agent = Snmpd(tmp_path_factory.mktemp("snmpd"))
+def running(agent: Snmpd) -> Iterator[Snmpd]:
+    """Start `agent`, yield it once it answers, stop it by PID."""
     agent.proc.start()
     try:
         agent.proc.wait_ready(agent.ready, timeout=20)
         yield agent
     finally:
         agent.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    yield from running(Snmpd(tmp_path_factory.mktemp("snmpd")))
 
 
 def target(agent: Snmpd, creds: V2cCredentials | V3Credentials, fid: str) -> Target:

@@ -24,7 +24,7 @@ from monitor.poller import Poller
 from monitor.settings import PollerSettings
 from monitor.targets import Target, V3Credentials
 
-from .test_snmpd import Snmpd, target
+from .test_snmpd import Snmpd, running, target
 
 ENGINE = bytes.fromhex("80001f8880aabbccddeeff0011")
 
@@ -206,13 +206,7 @@ async def test_each_misbehaviour_is_a_per_target_error(name: str) -> None:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Snmpd]:
-    a = Snmpd(tmp_path)
-    a.proc.start()
-    try:
-        a.proc.wait_ready(a.ready, timeout=20)
-        yield a
-    finally:
-        a.proc.stop()
+    yield from running(Snmpd(tmp_path))
 
 
 async def test_snmpd_restart_the_poller_follows_the_new_engine(agent: Snmpd) -> None:
