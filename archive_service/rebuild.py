@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from minio.error import S3Error
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, Table, Text, func, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -42,7 +43,7 @@ from .rebuild_scan import (
 )
 from .service import _instance_id, load_keys, object_key
 from .settings import ArchiveSettings
-from .store import ObjectStore, StoreRefused, StoreUnavailable
+from .store import ObjectStore, StoreRefused, StoreUnavailable, _mapped
 
 _meta = MetaData()
 #: One row per rebuild into this database; an unfinished row lets a rerun resume.
@@ -552,10 +553,15 @@ def rebuild_catalog(
     engine = None
     run_id, resumed = 0, False
     try:
-        try:
-            store.ping()  # before touching the target: an unreachable store leaves it as it was
+        try:  # before touching the target: an unreachable store leaves it as it was
+            for bucket, setting in ((store.records, "RECORDS"), (store.audit, "AUDIT")):
+                with _mapped(f"bucket {bucket}"):
+                    if not store.client.bucket_exists(bucket):
+                        raise UserError(f"bucket {bucket} does not exist (check HDC_ARCHIVE_BUCKET_{setting})")
         except StoreUnavailable as exc:
             raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT); nothing was written") from None
+        except (StoreRefused, S3Error) as exc:
+            raise UserError(f"store refused to list buckets: {exc} (check the S3 credentials)") from None
         if not dry_run:
             engine = open_target(url)
             run_id, resumed = begin_run(engine, source, url, into is not None)
@@ -569,8 +575,8 @@ def rebuild_catalog(
             certs, cert_skips = read_certificates(store)
         except StoreUnavailable as exc:
             raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT); nothing more was written") from None
-        except StoreRefused as exc:
-            raise UserError(f"{exc} (check the credentials and HDC_ARCHIVE_BUCKET_RECORDS/_AUDIT)") from None
+        except (StoreRefused, S3Error) as exc:
+            raise UserError(f"store refused a read: {exc} (check the credentials and the buckets)") from None
         report.objects, report.audit_entries = scan.objects, facts.entries
         report.skipped = scan.skipped + cert_skips
         report.notes.extend(scan.notes)
@@ -592,7 +598,11 @@ def rebuild_catalog(
 
 def _audit_self(settings: ArchiveSettings, store: ObjectStore, instance: str, report: RebuildReport) -> None:
     """The rebuild read every record's sealed metadata: it is an operator action, so it is audited."""
-    log = AuditLog(settings, store, f"{instance}-cli")
+    try:
+        log = AuditLog(settings, store, f"{instance}-cli")
+    except (RuntimeError, OSError) as exc:
+        report.errors.append(f"the rebuild could not be written to the audit trail: {exc}")
+        return
     try:
         log.append(
             request_id="catalog-rebuild",

@@ -340,6 +340,8 @@ def test_cli_refuses_the_live_catalog_and_bad_arguments(small: tuple[ArchiveSett
     assert r.returncode == 2 and "cannot be opened" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = _cli(settings, "--into", f"sqlite:///{settings.state_dir}/x.db", HDC_ARCHIVE_S3_ENDPOINT="127.0.0.1:1")
     assert r.returncode == 2 and "unreachable" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = _cli(settings, "--into", f"sqlite:///{settings.state_dir}/x.db", HDC_ARCHIVE_BUCKET_RECORDS="no-such-bucket")
+    assert r.returncode == 2 and "HDC_ARCHIVE_BUCKET_RECORDS" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = _cli(settings, "--into", "sqlite:///x.db", HDC_ARCHIVE_STATE_DIR=str(settings.state_dir / "empty"))
     assert r.returncode == 2 and "keyring" in r.stderr, r.stderr
 
