@@ -7,6 +7,7 @@ institution names, never people. Addresses are private ranges used only as catal
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ PLANNED_PCC_TOTAL = 2100
 def _facility(
     fid: str, name: str, name_ar: str, kind: FacilityKind, region: str, link: dict[str, Any], planned: bool = False
 ) -> dict[str, Any]:
-    return {
+    out = {
         "id": fid,
         "name": name,
         "name_ar": name_ar,
@@ -87,6 +88,16 @@ def _facility(
         "status": (FacilityStatus.PLANNED if planned else FacilityStatus.CONNECTED).value,
         "link": link,
     }
+    if not planned:
+        out["contact"] = _contact(fid, kind)
+    return out
+
+
+def _contact(fid: str, kind: FacilityKind) -> dict[str, str]:
+    """The duty desk the NOC calls. Numbers are in +216 00…, a range Tunisia does not allocate,
+    so an example catalog can never ring a real line."""
+    desk = "Permanence du centre" if kind is FacilityKind.PRIMARY_CARE_CENTRE else "Service informatique"
+    return {"name": desk, "phone": f"+21600{zlib.crc32(fid.encode()) % 1_000_000:06d}"}
 
 
 def _snmp(serial: int) -> dict[str, Any]:
@@ -124,6 +135,9 @@ class _RegionLinks:
             "uplink": uplink,
             "bandwidth_mbps": bw,
             "parent": self.pop,
+            "provider": "Tunisie Telecom",
+            # RNS: réseau national de la santé; region, then the link's serial
+            "circuit_id": f"RNS-{self.region_index:02d}-{self.serial:05d}",
         }
 
 
@@ -144,6 +158,8 @@ def build_facilities() -> list[dict[str, Any]]:
                     "snmp": _snmp(1),
                     "uplink": {"if_index": 1, "if_name": "xe-0/0/0"},
                     "bandwidth_mbps": 10000,
+                    "provider": "Tunisie Telecom",
+                    "circuit_id": f"RNS-{r:02d}-BACKBONE",
                 },
             )
         )

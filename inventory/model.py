@@ -91,6 +91,12 @@ class Link(Strict):
     uplink: Uplink | None = None
     bandwidth_mbps: Annotated[int, Field(gt=0, le=400_000)]
     parent: Slug | None = Field(None, description="aggregation site the link hangs from; none = the core")
+    provider: Annotated[str, StringConstraints(min_length=2, max_length=100)] | None = Field(
+        None, description="telecom operator carrying the circuit (whom the NOC opens a ticket with)"
+    )
+    circuit_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{1,63}$")] | None = Field(
+        None, description="the operator's reference for the circuit, quoted in the ticket"
+    )
 
     @field_validator("router")
     @classmethod
@@ -99,6 +105,28 @@ class Link(Strict):
             value.is_unspecified or value.is_multicast or value.is_reserved or value == IPv4Address("255.255.255.255")
         ):
             raise ValueError(f"{value} is not a router's unicast address")
+        return value
+
+
+class Contact(Strict):
+    """Who the NOC calls at the facility when its link fails (a duty desk, not a person's own line)."""
+
+    name: Annotated[str, StringConstraints(min_length=2, max_length=100)]
+    phone: str = Field(description="E.164, e.g. +21671000000")
+    email: str | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
+            raise ValueError("must be an international number in E.164 form, digits only, e.g. +21671000000")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}", value):
+            raise ValueError("must be an e-mail address such as noc@hopital.tn")
         return value
 
 
@@ -125,6 +153,7 @@ class Facility(Strict):
     region: Slug
     status: FacilityStatus
     link: Link | None = None
+    contact: Contact | None = None
 
     @field_validator("name_ar")
     @classmethod

@@ -40,6 +40,17 @@ class Cycle:
     notified: list[tuple[str, Alert]] = field(default_factory=list)
 
 
+def facility_reach(fac: Facility | None) -> dict[str, str]:
+    """What the NOC needs to act: the operator's circuit (to open a ticket) and whom to call on site."""
+    link = fac.link if fac is not None else None
+    out = {"provider": "", "circuit_id": "", "contact_name": "", "contact_phone": ""}
+    if link is not None:
+        out["provider"], out["circuit_id"] = link.provider or "", link.circuit_id or ""
+    if fac is not None and fac.contact is not None:
+        out["contact_name"], out["contact_phone"] = fac.contact.name, fac.contact.phone
+    return out
+
+
 def _tracked(alert: Alert) -> tuple[object, ...]:
     """The engine-owned fields whose change means the row must be written."""
     return (
@@ -131,6 +142,7 @@ class AlertEngine:
             "children": len(kids),
             "children_names": [k.name for k in kids[:MAX_NAMES_IN_PAYLOAD]],
             "children_names_ar": [k.name_ar for k in kids[:MAX_NAMES_IN_PAYLOAD]],
+            **facility_reach(fac),
         }
 
     def _silence_for(self, alert: Alert, silences: list[Silence], now: float) -> Silence | None:

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hdc.errors import UserError
+from monitor.alerting.engine import facility_reach
 from monitor.alerting.silences import check_silence
 from monitor.notify.alertmanager import AmWebhook, idempotency_key, to_payloads
 from monitor.rules.loader import runbooks_root
@@ -218,4 +219,5 @@ def alert_json(a: Any, rt: Alerting) -> dict[str, Any]:
     data["runbook"] = rule.runbook if rule and rule.runbook.startswith("http") else f"/{rule.runbook}" if rule else None
     data["facility_name"] = fac.name if fac else a.facility
     data["facility_name_ar"] = fac.name_ar if fac else a.facility
+    data.update(facility_reach(fac))
     return data

@@ -96,6 +96,9 @@ def render(
                 "aggregation": p.get("aggregation", False),
                 "children": p.get("children", 0),
                 "children_names": p.get("children_names_ar" if ar else "children_names", [])[:max_names],
+                # payloads written before these fields existed have none of them
+                "circuit": " ".join(x for x in (p.get("provider", ""), p.get("circuit_id", "")) if x),
+                "contact": ", ".join(x for x in (p.get("contact_name", ""), p.get("contact_phone", "")) if x),
             }
         )
     ctx = {

@@ -98,6 +98,10 @@ def test_firing_then_resolved_one_mail_each_in_french(mail: Smtp, routes_file: P
     text = body(msg)
     assert text.splitlines()[:2] == ["ALERTE CRITIQUE : Lien coupé", "Région : Sfax"], text
     assert "valeur actuelle : oper down" in text
+    sfax = LAB.facility("hu-sfax")
+    assert sfax is not None and sfax.link is not None and sfax.contact is not None
+    assert f"  circuit : Tunisie Telecom {sfax.link.circuit_id}\n" in text
+    assert f"  appeler : {sfax.contact.name}, {sfax.contact.phone}\n" in text
     assert "http://noc.example.org:9110/runbooks/alerts/link-down.md" in text
     assert msg["X-HDC-Notification"] == "g1-noc-fr-0"
     engine.evaluate(snap(T0 + 60), T0 + 60)

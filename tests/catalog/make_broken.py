@@ -38,6 +38,8 @@ MUTATIONS = {
     "unknown-backup-class": ("    backup_class: gold\n    retention_class", "    backup_class: platinum\n    retention_class"),
     "parent-is-itself": ("      bandwidth_mbps: 1000\n", "      bandwidth_mbps: 1000\n      parent: pop-north\n"),
     "zone-too-small": ("subnet: 10.9.2.0/24", "subnet: 10.9.2.0/29"),
+    "contact-phone-not-e164": ("      parent: pop-north\n  - id: csb-south\n",
+                               "      parent: pop-north\n    contact: {name: Service informatique, phone: 71 000 000}\n  - id: csb-south\n"),
 }  # fmt: skip
 
 if __name__ == "__main__":

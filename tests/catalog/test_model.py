@@ -37,7 +37,7 @@ def test_lab_catalog_links_and_credentials() -> None:
     assert {f.id for f in polled if isinstance(f.link and f.link.snmp, SnmpV3)} == {"hr-ariana"}
     parents = {f.link.parent for f in polled if f.link and f.link.parent}
     assert parents == {"pop-tunis", "pop-sfax"}
-    assert str(src.where(("facilities", 0, "link", "router"))).endswith("facilities.yaml:10")
+    assert str(src.where(("facilities", 0, "link", "router"))).endswith("facilities.yaml:11")
 
 
 def test_generator_reproduces_the_committed_national_catalog() -> None:

@@ -69,6 +69,10 @@ def test_link_down_shows_live_then_ack_silence_filter_rtl(page: Page, stack: Sta
         row = page.locator(f'#alerts tr[data-facility="{fid}"][data-rule="link-down"]')
         expect(row).to_be_visible(timeout=5_000)
         expect(row.locator(".sev")).to_have_text("critique")
+        fac = stack.catalog.facility(fid)
+        assert fac is not None and fac.link is not None and fac.contact is not None
+        expect(row.locator(".reach .circuit")).to_have_text(f"{fac.link.provider} {fac.link.circuit_id}")
+        expect(row.locator(f'.reach a[href="tel:{fac.contact.phone}"]')).to_have_text(fac.contact.phone)
         expect(tile.locator(".st")).to_have_text("coupé")
         shot(page, tmp_path, "noc-fr-link-down")
 

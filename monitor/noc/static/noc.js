@@ -74,6 +74,14 @@ const refreshMs = parseInt(document.body.dataset.refreshMs, 10) || 2000;
 const $ = (sel) => document.querySelector(sel);
 const t = (key, ...args) => (T[lang][key] ?? T.en[key] ?? key).replace(/\{(\d)\}/g, (_, i) => args[i]);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// the operator's circuit (for the ticket) and whom to call at the facility, under its name
+const reach = (a) => {
+  const circuit = [a.provider, a.circuit_id].filter(Boolean).join(" ");
+  const call = a.contact_phone ? `<a href="tel:${esc(a.contact_phone)}">${esc(a.contact_phone)}</a>` : "";
+  const parts = [circuit ? `<span class="circuit">${esc(circuit)}</span>` : "",
+    call ? `<span class="contact">${esc(a.contact_name || "")} ${call}</span>` : ""].filter(Boolean);
+  return parts.length ? `<div class="reach" dir="ltr">${parts.join(" · ")}</div>` : "";
+};
 const fname = (o) => (lang === "ar" ? o.name_ar || o.facility_name_ar : o.name || o.facility_name);
 const time = (ts) => (ts ? new Date(ts * 1000).toLocaleString(lang === "ar" ? "ar-TN" : lang === "fr" ? "fr-FR" : "en-GB",
   { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "—");
@@ -146,7 +154,7 @@ function render() {
     return `<tr class="${cls}" data-alert-id="${a.id}" data-facility="${esc(a.facility)}" data-rule="${esc(a.rule)}">` +
       `<td class="sev ${a.severity}">${esc(t(a.severity))}</td>` +
       `<td>${esc(a.title[lang] || a.rule)} <a href="${esc(a.runbook)}" target="_blank" rel="noopener">${esc(t("runbook"))}</a></td>` +
-      `<td>${esc(fname(a))}${a.children ? ` (+${a.children})` : ""}</td>` +
+      `<td>${esc(fname(a))}${a.children ? ` (+${a.children})` : ""}${reach(a)}</td>` +
       `<td>${esc(regionName(a.region))}</td><td>${esc(time(a.active_since))}</td>` +
       `<td dir="auto">${esc(a.value_text)}</td><td class="status">${esc(status)}</td>` +
       `<td>${a.ack_by ? "" : `<button type="button" class="ack">${esc(t("ack"))}</button>`} ` +
