@@ -441,10 +441,9 @@ def begin_run(engine: Engine, source: str, url: str, into_given: bool) -> tuple[
         if any(counts.values()):
             what = ", ".join(f"{n} {t}" for t, n in counts.items() if n)
             hint = (
-                "--into: give a fresh (empty) database"
+                "give --into a fresh (empty) database"
                 if into_given
-                else "the configured catalog is not empty: rebuild into a fresh database with --into URL, "
-                "or move the damaged database aside first"
+                else "rebuild into a fresh database with --into URL, or move the damaged database aside first"
             )
             raise UserError(f"catalog {safe_url(url)} is not empty ({what}): {hint}")
         run_id = conn.execute(db.insert(rebuild_runs).values(source=source, started_at=db.now())).inserted_primary_key
@@ -475,48 +474,48 @@ def write_records(
             progress(done)
 
 
+def plan_events(planned: list[Planned], facts: AuditFacts, report: RebuildReport) -> tuple[list[Any], list[Any]]:
+    """Hold history rows (audit order, so each record's history keeps its order) and break-glass flags."""
+    known = {p.record_id for p in planned}
+    events = sorted(
+        (ts, rid, action, reason, actor) for rid in known for ts, action, reason, actor in facts.holds.get(rid, [])
+    )
+    holds = [
+        {"record_id": rid, "action": action, "reason": reason, "actor": actor, "at": audit_time(ts)}
+        for ts, rid, action, reason, actor in events
+    ]
+    flags: dict[int, dict[str, Any]] = {}
+    for e in facts.flags:
+        seq = int(e.get("seq", 0))
+        if seq in flags:
+            report.notes.append(f"break-glass entry {seq} of a second audit writer not kept (same sequence number)")
+            continue
+        flags[seq] = {
+            "seq": seq,
+            "ts": str(e.get("ts", "")),
+            "actor": str(e.get("actor") or ""),
+            "facility": e.get("facility"),
+            "record_id": e.get("record_id"),
+            "path": str(e.get("path", "")),
+            "justification": str(e.get("justification") or ""),
+        }
+    report.holds, report.flags = len(holds), len(flags)
+    return holds, list(flags.values())
+
+
 def finish(
     engine: Engine,
     run_id: int,
-    planned: list[Planned],
     dispositions: list[dict[str, Any]],
-    facts: AuditFacts,
+    holds: list[dict[str, Any]],
+    flags: list[dict[str, Any]],
     report: RebuildReport,
 ) -> None:
-    """Holds, disposition requests and break-glass flags, and the run marked finished: one transaction."""
-    known = {p.record_id for p in planned}
+    """Disposition requests, holds and break-glass flags, and the run marked finished: one transaction."""
     with engine.begin() as conn:
-        for request in dispositions:
-            conn.execute(db.insert(db.dispositions).values(**request))
-        events = sorted(  # in audit order, so each record's history keeps its order
-            (ts, rid, action, reason, actor) for rid in known for ts, action, reason, actor in facts.holds.get(rid, [])
-        )
-        holds = [
-            {"record_id": rid, "action": action, "reason": reason, "actor": actor, "at": audit_time(ts)}
-            for ts, rid, action, reason, actor in events
-        ]
-        if holds:
-            conn.execute(db.insert(db.holds), holds)
-        report.holds = len(holds)
-        seen: set[int] = set()
-        for e in facts.flags:
-            seq = int(e.get("seq", 0))
-            if seq in seen:
-                report.notes.append(f"break-glass entry {seq} of a second audit writer not kept (same sequence number)")
-                continue
-            seen.add(seq)
-            conn.execute(
-                db.insert(db.flags).values(
-                    seq=seq,
-                    ts=str(e.get("ts", "")),
-                    actor=str(e.get("actor") or ""),
-                    facility=e.get("facility"),
-                    record_id=e.get("record_id"),
-                    path=str(e.get("path", "")),
-                    justification=str(e.get("justification") or ""),
-                )
-            )
-        report.flags = len(seen)
+        for rows, table in ((dispositions, db.dispositions), (holds, db.holds), (flags, db.flags)):
+            if rows:
+                conn.execute(db.insert(table), rows)
         conn.execute(
             db.update(rebuild_runs)
             .where(rebuild_runs.c.id == run_id)
@@ -583,12 +582,13 @@ def rebuild_catalog(
         report.errors.extend(facts.problems)
         instance = _instance_id(settings)
         planned, dispositions = plan(scan.versions, certs, facts, keys.index_key, instance, report)
+        holds, flags = plan_events(planned, facts, report)
         if engine is not None:
             total = len(planned)
             write_records(
                 engine, planned, batch, report, (lambda n: progress("written", n, total)) if progress else None
             )
-            finish(engine, run_id, planned, dispositions, facts, report)
+            finish(engine, run_id, dispositions, holds, flags, report)
         _audit_self(settings, store, instance, report)
     finally:
         if engine is not None:

@@ -230,7 +230,10 @@ def answers_after(settings: ArchiveSettings, sc: Scenario) -> dict[str, Any]:
 def test_rebuilt_catalog_answers_like_the_lost_one(scenario: Scenario) -> None:
     sc = scenario
     into = drop_catalog(sc)
+    dry = rebuild_catalog(sc.settings, into=into, dry_run=True).summary()
     report = rebuild_catalog(sc.settings, into=into, workers=4)
+    same_counts = ("records", "versions", "destroyed_records", "dispositions", "holds", "flags", "skipped", "errors")
+    assert {k: dry[k] for k in same_counts} == {k: report.summary()[k] for k in same_counts}
     assert report.ok, (report.errors, report.skipped)
     assert (report.records, report.destroyed_records, report.dispositions) == (6, 1, 1)
     assert report.versions == 8 and report.holds == 3 and report.flags == 1
