@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +15,12 @@ from typing import Any
 import pytest
 
 from inventory.hosts import plan_hosts
-from inventory.loader import load_catalog
+from inventory.loader import load_catalog, resolve_path
 from inventory.secrets import ensure_secrets
 from playbooks.runner import Inventory, RunResult, inventory_from_catalog, run_playbook
 
 from .hosts import Lab, hosts_available, lab
-from .wheelhouse import ensure_wheelhouse
+from .wheelhouse import REPO, ensure_wheelhouse
 
 # The lab catalog's hosts started for real: one of each role and a three-node object store.
 TEST_HOSTS = (
@@ -46,8 +47,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab_catalog() -> Any:
-    return load_catalog("lab")
+def lab_catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the lab catalog taken when the session starts.
+
+    The converges copy the catalog to the hosts and derive firewall rules and alert rules from
+    it: an edit of the working tree between the two converges (another test, another engineer)
+    would be a real change on the second one, i.e. a false idempotence failure.
+    """
+    snapshot = tmp_path_factory.mktemp("catalog") / "lab"
+    shutil.copytree(resolve_path("lab"), snapshot)
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def lab_catalog(lab_catalog_dir: Path) -> Any:
+    return load_catalog(lab_catalog_dir)
 
 
 @pytest.fixture(scope="session")
@@ -67,22 +81,27 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def inventory(hosts: Lab, lab_catalog: Any) -> Inventory:
+def inventory(hosts: Lab, lab_catalog_dir: Path) -> Inventory:
     conn = hosts.inventory_vars()
-    return inventory_from_catalog(lab_catalog, host_vars={n: conn for n in hosts.hosts}, only_hosts=set(hosts.hosts))
+    return inventory_from_catalog(
+        lab_catalog_dir, host_vars={n: conn for n in hosts.hosts}, only_hosts=set(hosts.hosts)
+    )
 
 
 @pytest.fixture(scope="session")
-def test_vars(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def test_vars(wheelhouse: Path, lab_catalog: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Variables that differ from production: no apt mirror reachable, wheels from the local wheelhouse."""
     from .pki import make_pki
 
     pki = make_pki(tmp_path_factory.mktemp("pki"), TEST_HOSTS)
     secrets_dir = tmp_path_factory.mktemp("secrets")
-    ensure_secrets(load_catalog("lab"), secrets_dir)
+    ensure_secrets(lab_catalog, secrets_dir)
     # One notification route: Alertmanager's receiver of that name posts to the monitor's webhook.
     # Its Apprise URL (a mail server nobody runs here) is only used once the monitor sends.
     (secrets_dir / "oncall.url").write_text("mailto://127.0.0.1:2525?from=noc@example.org&to=oncall@example.org\n")
+    # the monitor's rule file as it is now (Prometheus' rules are rendered from it at each converge)
+    rules = tmp_path_factory.mktemp("rules") / "default.yaml"
+    shutil.copyfile(REPO / "monitor/rules/default.yaml", rules)
     routes = tmp_path_factory.mktemp("notify") / "routes.yml"
     routes.write_text("version: 1\nroutes:\n  - name: oncall\n    urls: ['file:oncall.url']\n")
     return {
@@ -91,6 +110,7 @@ def test_vars(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "hdc_pki_dir": str(pki),
         "hdc_secrets_dir": str(secrets_dir),
         "hdc_monitor_notify_file": str(routes),
+        "hdc_monitor_rules_file": str(rules),
         "hdc_object_store_backend": "seaweedfs",
         "hdc_object_store_access_key": "root-" + secrets.token_hex(4),
         "hdc_object_store_secret_key": secrets.token_urlsafe(24),

@@ -30,16 +30,18 @@ HDC = str(Path(sys.executable).parent / "hdc")
 
 
 @pytest.fixture(scope="module")
-def files(hosts: Lab, lab_catalog: Any, test_vars: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict:
+def files(
+    hosts: Lab, lab_catalog_dir: Path, test_vars: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     d = tmp_path_factory.mktemp("cli")
     conn = hosts.inventory_vars()
     # The hosts site.yml converged, as they were: the firewall rules derive from the inventory's
     # hosts (flow sources), so one more host would be a real change on a converged host.
-    inv = inventory_from_catalog(lab_catalog, host_vars=dict.fromkeys(TEST_HOSTS, conn), only_hosts=set(TEST_HOSTS))
+    inv = inventory_from_catalog(lab_catalog_dir, host_vars=dict.fromkeys(TEST_HOSTS, conn), only_hosts=set(TEST_HOSTS))
     (d / "inventory.yml").write_text(yaml.safe_dump(inv.data, sort_keys=False))
     # ...plus epr-app-01, a probe: an address where nothing answers SSH
     names = {*TEST_HOSTS, "epr-app-01"}
-    inv = inventory_from_catalog(lab_catalog, host_vars=dict.fromkeys(names, conn), only_hosts=names)
+    inv = inventory_from_catalog(lab_catalog_dir, host_vars=dict.fromkeys(names, conn), only_hosts=names)
     (d / "with-unreachable.yml").write_text(yaml.safe_dump(inv.data, sort_keys=False))
     (d / "vars.yml").write_text(yaml.safe_dump(test_vars))
     return {
@@ -55,7 +57,7 @@ def hdc_configure(*args: str, timeout: float = 600) -> subprocess.CompletedProce
 
 
 def test_configure_reports_per_task_and_per_host(files: dict, hosts: Lab) -> None:
-    r = hdc_configure("-i", str(files["inventory"]), "--limit", "noc-app-01", "--playbook", "baseline.yml",
+    r = hdc_configure("-i", str(files["inventory"]), "-c", files["catalog"], "--limit", "noc-app-01", "--playbook", "baseline.yml",
                       "-e", f"@{files['vars']}")  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "PLAY Harden and observe every host" in r.stdout
@@ -68,7 +70,7 @@ def test_configure_reports_per_task_and_per_host(files: dict, hosts: Lab) -> Non
 
 
 def test_configure_fails_with_unreachable_host(files: dict) -> None:
-    r = hdc_configure("-i", str(files["unreachable"]), "--limit", "epr-app-01", "--playbook", "baseline.yml",
+    r = hdc_configure("-i", str(files["unreachable"]), "-c", files["catalog"], "--limit", "epr-app-01", "--playbook", "baseline.yml",
                       "-e", f"@{files['vars']}", timeout=120)  # fmt: skip
     assert r.returncode != 0
     assert "unreachable epr-app-01" in " ".join(r.stdout.split())
@@ -98,7 +100,7 @@ def mirror(hosts: Lab, files: dict) -> Any:
 
 
 def test_minio_variant_in_check_mode(files: dict, hosts: Lab, mirror: str) -> None:
-    r = hdc_configure("-i", str(files["inventory"]), "--limit", "object_store", "--check",
+    r = hdc_configure("-i", str(files["inventory"]), "-c", files["catalog"], "--limit", "object_store", "--check",
                       "-e", f"@{files['vars']}", "-e", "hdc_object_store_backend=minio",
                       "-e", f"hdc_minio_download_url={mirror}")  # fmt: skip
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
