@@ -360,48 +360,52 @@ def _plan_dispositions(certs: list[Certificate], report: RebuildReport) -> tuple
     return rows, destroyed
 
 
-def plan(
-    scan_versions: dict[str, dict[int, Found]],
-    certs: list[Certificate],
-    facts: AuditFacts,
-    index_key: bytes,
-    instance: str,
-    report: RebuildReport,
-) -> tuple[list[Planned], list[dict[str, Any]]]:
-    """Catalog rows in original ingest order, plus disposition rows; fills the report's cross-checks."""
-    dispositions, destroyed = _plan_dispositions(certs, report)
-    planned: list[Planned] = []
-    for record_id, found in scan_versions.items():
-        if record_id in destroyed:
-            report.errors.append(
+class Planner:
+    """Turns what the store and the audit trail say into catalog rows, record by record (so the
+    scan's per-version data is dropped as soon as a record is planned), then cross-checks."""
+
+    def __init__(
+        self, certs: list[Certificate], facts: AuditFacts, index_key: bytes, instance: str, report: RebuildReport
+    ) -> None:
+        self.facts, self.index_key, self.instance, self.report = facts, index_key, instance, report
+        self.dispositions, self.destroyed = _plan_dispositions(certs, report)
+        self.planned: list[Planned] = []
+        self.active: set[str] = set()
+
+    def add_active(self, record_id: str, found: dict[int, Found]) -> None:
+        if record_id in self.destroyed:
+            self.report.errors.append(
                 f"record {record_id}: a destruction certificate says it was destroyed, yet objects remain in the store"
             )
-        planned.append(_plan_active(record_id, found, facts, index_key, instance, report))
-    for record_id, (entry, at) in destroyed.items():
-        if record_id not in scan_versions:
-            planned.append(_plan_destroyed(record_id, entry, at, facts, instance, report))
-    known = {p.record_id for p in planned}
-    for record_id, (ts, actor, where) in sorted(facts.ingests.items(), key=lambda kv: kv[1][0]):
-        if record_id not in known:
-            report.errors.append(
-                f"record {record_id}: the audit trail ({where}, {ts}, by {actor}) says it was ingested, "
-                "but the store holds no readable object and no destruction certificate for it"
+        self.active.add(record_id)
+        self.planned.append(_plan_active(record_id, found, self.facts, self.index_key, self.instance, self.report))
+
+    def finish(self) -> tuple[list[Planned], list[dict[str, Any]]]:
+        """Catalog rows in original ingest order, plus disposition rows; fills the report's cross-checks."""
+        report, facts = self.report, self.facts
+        for record_id, (entry, at) in self.destroyed.items():
+            if record_id not in self.active:
+                self.planned.append(_plan_destroyed(record_id, entry, at, facts, self.instance, report))
+        known = self.active | set(self.destroyed)
+        for record_id, (ts, actor, where) in sorted(facts.ingests.items(), key=lambda kv: kv[1][0]):
+            if record_id not in known:
+                report.errors.append(
+                    f"record {record_id}: the audit trail ({where}, {ts}, by {actor}) says it was ingested, "
+                    "but the store holds no readable object and no destruction certificate for it"
+                )
+        report.unaudited.extend(sorted(r for r in self.active if r not in facts.ingests))
+        certified = {r["request_id"] for r in self.dispositions}
+        for request_id in sorted(set(facts.approved_requests) - certified):
+            report.notes.append(
+                f"disposition request {request_id} was approved ({facts.approved_requests[request_id]}) but never "
+                "executed: requests not executed are not in the store; request and approve it again"
             )
-    for record_id in sorted(scan_versions):
-        if record_id not in facts.ingests:
-            report.unaudited.append(record_id)
-    certified = {r["request_id"] for r in dispositions}
-    for request_id in sorted(set(facts.approved_requests) - certified):
-        report.notes.append(
-            f"disposition request {request_id} was approved ({facts.approved_requests[request_id]}) but never "
-            "executed: requests not executed are not in the store; request and approve it again"
-        )
-    planned.sort(key=lambda p: p.order)
-    report.records = sum(1 for p in planned if p.record["status"] == "active")
-    report.destroyed_records = sum(1 for p in planned if p.record["status"] == "destroyed")
-    report.versions = sum(len(p.versions) for p in planned)
-    report.dispositions = len(dispositions)
-    return planned, dispositions
+        self.planned.sort(key=lambda p: p.order)
+        report.records = sum(1 for p in self.planned if p.record["status"] == "active")
+        report.destroyed_records = sum(1 for p in self.planned if p.record["status"] == "destroyed")
+        report.versions = sum(len(p.versions) for p in self.planned)
+        report.dispositions = len(self.dispositions)
+        return self.planned, self.dispositions
 
 
 # --- the target database
@@ -568,10 +572,16 @@ def rebuild_catalog(
                 report.notes.append("resuming an unfinished rebuild of this store")
         try:
             facts = read_audit(store)
-            scan = scan_records(
-                store, keys, workers, (lambda n: progress("scanned", n, 0)) if progress is not None else None
-            )
             certs, cert_skips = read_certificates(store)
+            instance = _instance_id(settings)
+            planner = Planner(certs, facts, keys.index_key, instance, report)
+            scan = scan_records(
+                store,
+                keys,
+                workers,
+                (lambda n: progress("scanned", n, 0)) if progress is not None else None,
+                planner.add_active,
+            )
         except StoreUnavailable as exc:
             raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT); nothing more was written") from None
         except (StoreRefused, S3Error) as exc:
@@ -580,8 +590,7 @@ def rebuild_catalog(
         report.skipped = scan.skipped + cert_skips
         report.notes.extend(scan.notes)
         report.errors.extend(facts.problems)
-        instance = _instance_id(settings)
-        planned, dispositions = plan(scan.versions, certs, facts, keys.index_key, instance, report)
+        planned, dispositions = planner.finish()
         holds, flags = plan_events(planned, facts, report)
         if engine is not None:
             total = len(planned)

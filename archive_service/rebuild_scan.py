@@ -260,10 +260,18 @@ class StoreScan:
 
 
 def scan_records(
-    store: ObjectStore, keys: KeyProvider, workers: int, progress: Callable[[int], None] | None = None
+    store: ObjectStore,
+    keys: KeyProvider,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+    on_record: Callable[[str, dict[int, Found]], None] | None = None,
 ) -> StoreScan:
     """Every record version in the store, authenticated; several object versions under one key are
-    reported (the service writes each key once) and the oldest authentic one is used."""
+    reported (the service writes each key once) and the oldest authentic one is used.
+
+    With `on_record`, each record's versions are handed over as soon as they are all read (keys
+    are listed in order, so a record's versions are consecutive) instead of being kept in `versions`.
+    """
     scan = StoreScan()
     listing = list_versions(store, store.records, "records/")
     sidecars = list_versions(store, store.records, "keys/")
@@ -276,6 +284,7 @@ def scan_records(
         if any(v.marker for v in vers):
             scan.notes.append(f"{key}: a delete marker hides it (someone deleted it behind the service); versions kept")
         jobs.append((m.group(1), int(m.group(2)), [v for v in vers if not v.marker]))
+    del listing
 
     def work(job: tuple[str, int, list[Listed]]) -> tuple[str, int, Found | None, list[Skip], list[str]]:
         record_id, version, vers = job
@@ -308,13 +317,23 @@ def scan_records(
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rebuild-scan") as pool:
         scan.objects = sum(len(vers) for _, _, vers in jobs)
+        group: tuple[str, dict[int, Found]] = ("", {})
         for n, (record_id, version, found, skips, notes) in enumerate(pool.map(guarded, jobs), 1):
             scan.skipped.extend(skips)
             scan.notes.extend(notes)
+            if on_record is not None and record_id != group[0]:
+                if group[1]:
+                    on_record(*group)
+                group = (record_id, {})
             if found is not None:
-                scan.versions.setdefault(record_id, {})[version] = found
+                if on_record is not None:
+                    group[1][version] = found
+                else:
+                    scan.versions.setdefault(record_id, {})[version] = found
             if progress is not None:
                 progress(n)
+        if on_record is not None and group[1]:
+            on_record(*group)
     return scan
 
 
@@ -371,6 +390,31 @@ def iter_audit(store: ObjectStore) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield key, {}
 
 
+_KEEP = (
+    "seq",
+    "ts",
+    "actor",
+    "facility",
+    "record_id",
+    "path",
+    "status",
+    "method",
+    "reason",
+    "justification",
+    "flagged",
+)
+
+
+def _relevant(path: str) -> bool:
+    """Ingests, corrections, holds and approvals (not searches or reads, far more numerous)."""
+    return (
+        path == "/records"
+        or CORRECTION_PATH.match(path) is not None
+        or HOLD_PATH.match(path) is not None
+        or APPROVE_PATH.match(path) is not None
+    )
+
+
 def read_audit(store: ObjectStore) -> AuditFacts:
     """Collect, from the audit trail, the facts the catalog needs and the store does not hold."""
     facts = AuditFacts()
@@ -386,8 +430,8 @@ def read_audit(store: ObjectStore) -> AuditFacts:
                 continue
             facts.entries += 1
             succeeded = isinstance(e.get("status"), int) and e["status"] < 400
-            if succeeded and (e.get("method") == "POST" or e.get("flagged")):
-                entries.append((str(e.get("ts", "")), key, e))
+            if succeeded and (e.get("flagged") or (e.get("method") == "POST" and _relevant(str(e.get("path", ""))))):
+                entries.append((str(e.get("ts", "")), key, {k: e.get(k) for k in _KEEP}))  # slim: millions of them
     except (StoreUnavailable, StoreRefused) as exc:
         facts.problems.append(f"audit trail unreadable: {exc}")
         return facts
