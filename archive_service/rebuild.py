@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -109,12 +110,23 @@ class RebuildReport:
 
 @dataclass
 class Planned:
-    """One catalog record and its versions, ready to insert."""
+    """One catalog record and its versions, ready to insert; the rows are kept pickled (a third of
+    the memory of the dicts: a national catalog holds millions of them until they are written)."""
 
     record_id: str
     order: tuple[datetime, str, str]
-    record: dict[str, Any]
-    versions: list[dict[str, Any]]
+    destroyed: bool
+    n_versions: int
+    blob: bytes
+
+    @classmethod
+    def of(cls, record_id: str, order: tuple[datetime, str, str], record: dict[str, Any], rows: list[Any]) -> Planned:
+        blob = pickle.dumps((record, rows), protocol=pickle.HIGHEST_PROTOCOL)
+        return cls(record_id, order, record["status"] == "destroyed", len(rows), blob)
+
+    def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        record, versions = pickle.loads(self.blob)  # our own bytes, made a moment ago
+        return record, versions
 
 
 def safe_url(url: str) -> str:
@@ -229,7 +241,7 @@ def _plan_active(
         "destroyed_at": None,
     }
     order = (rows[0]["created_at"], ingest[0] if ingest else "~", record_id)
-    return Planned(record_id, order, record, rows)
+    return Planned.of(record_id, order, record, rows)
 
 
 def _plan_destroyed(
@@ -319,7 +331,7 @@ def _plan_destroyed(
         "created_by": created_by,
         "destroyed_at": executed_at,
     }
-    return Planned(record_id, (created_at, ingest[0] if ingest else "~", record_id), record, rows)
+    return Planned.of(record_id, (created_at, ingest[0] if ingest else "~", record_id), record, rows)
 
 
 def _plan_dispositions(certs: list[Certificate], report: RebuildReport) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -401,9 +413,9 @@ class Planner:
                 "executed: requests not executed are not in the store; request and approve it again"
             )
         self.planned.sort(key=lambda p: p.order)
-        report.records = sum(1 for p in self.planned if p.record["status"] == "active")
-        report.destroyed_records = sum(1 for p in self.planned if p.record["status"] == "destroyed")
-        report.versions = sum(len(p.versions) for p in self.planned)
+        report.destroyed_records = sum(1 for p in self.planned if p.destroyed)
+        report.records = len(self.planned) - report.destroyed_records
+        report.versions = sum(p.n_versions for p in self.planned)
         report.dispositions = len(self.dispositions)
         return self.planned, self.dispositions
 
@@ -471,8 +483,9 @@ def write_records(
             fresh = [p for p in chunk if p.record_id not in have]
             report.resumed_records += len(chunk) - len(fresh)
             if fresh:  # executemany keeps the order: sequence numbers follow the original ingest order
-                conn.execute(db.insert(db.records), [p.record for p in fresh])
-                conn.execute(db.insert(db.versions), [v for p in fresh for v in p.versions])
+                rows = [p.rows() for p in fresh]
+                conn.execute(db.insert(db.records), [record for record, _ in rows])
+                conn.execute(db.insert(db.versions), [v for _, versions in rows for v in versions])
         done += len(chunk)
         if progress is not None:
             progress(done)
