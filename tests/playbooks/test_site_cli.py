@@ -49,6 +49,7 @@ def files(
         "unreachable": d / "with-unreachable.yml",
         "vars": d / "vars.yml",
         "dir": d,
+        "catalog": str(lab_catalog_dir),
     }
 
 
