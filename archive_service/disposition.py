@@ -141,18 +141,15 @@ def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
             .values(status="destroyed", destroyed_at=at, patient_index=None)
         )
     until = db.utc(rec.retain_until)
-    return {
+    entry: dict[str, Any] = {
         "record_id": rec.record_id,
         "record_class": rec.record_class,
         "subclass": rec.subclass,
         "facility": rec.facility,
-        "title": rec.title,
         "document_date": str(rec.document_date),
         "retain_until": until.isoformat() if until else None,
         # The rest lets `hdc archive catalog rebuild` restore the destroyed record's catalog entry.
-        "author": rec.author,
         "language": rec.language,
-        "tags": json.loads(rec.tags),
         "content_type": rec.content_type,
         "created_at": _iso(rec.created_at),
         "created_by": rec.created_by,
@@ -161,15 +158,22 @@ def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
                 "version": v.version,
                 "sha256": v.sha256,
                 "size": v.size,
-                "meta": json.loads(v.meta),
                 "created_at": _iso(v.created_at),
                 "created_by": v.created_by,
-                "correction_reason": v.correction_reason,
                 "retain_until": _iso(v.retain_until),
             }
             for v in vers
         ],
     }
+    if rec.record_class == "medical":
+        # Certificates are plain JSON that store administrators can read, and a medical record's
+        # title, author, tags and correction reasons are medical data: they go with the record.
+        entry["descriptive"] = "withheld: medical record"
+        return entry
+    entry |= {"title": rec.title, "author": rec.author, "tags": json.loads(rec.tags)}
+    for out, v in zip(entry["versions"], vers, strict=True):
+        out |= {"meta": json.loads(v.meta), "correction_reason": v.correction_reason}
+    return entry
 
 
 def _iso(value: datetime | None) -> str | None:

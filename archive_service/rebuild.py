@@ -258,7 +258,12 @@ def _plan_destroyed(
     retain = _iso_dt(entry.get("retain_until")) or executed_at
     created_at = _iso_dt(entry.get("created_at")) or (audit_time(ingest[0]) if ingest else executed_at)
     created_by = str(entry.get("created_by") or (ingest[1] if ingest else ""))
-    if "author" not in entry:
+    if entry.get("descriptive", "").startswith("withheld"):
+        report.notes.append(
+            f"destroyed record {record_id}: a medical record's title, author and tags are not kept in its "
+            "certificate (by design); its catalog entry comes back without them"
+        )
+    elif "author" not in entry:
         report.approximated.append(
             f"destroyed record {record_id}: author, language, tags and content type are not in its certificate"
         )
@@ -267,7 +272,7 @@ def _plan_destroyed(
         "subclass": entry["subclass"],
         "facility": entry["facility"],
         "document_date": entry["document_date"],
-        "title": entry["title"],
+        "title": entry.get("title", ""),
         "author": entry.get("author", ""),
         "language": entry.get("language", ""),
         "tags": entry.get("tags", []),

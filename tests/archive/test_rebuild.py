@@ -456,3 +456,26 @@ def test_records_from_before_the_header_kept_creation_are_rebuilt_from_the_audit
         gap = datetime.fromisoformat(a["created_at"]) - datetime.fromisoformat(b["created_at"])
         assert timedelta(0) <= gap <= timedelta(seconds=2)  # the audit entry / object date: just after
         assert {k: v for k, v in a.items() if k != "created_at"} == {k: v for k, v in b.items() if k != "created_at"}
+
+
+def test_a_destroyed_medical_record_comes_back_as_a_tombstone_without_medical_data() -> None:
+    """Its certificate withholds title, author and tags (store administrators read certificates)."""
+    from datetime import UTC, datetime
+
+    from archive_service.rebuild import RebuildReport, _plan_destroyed
+    from archive_service.rebuild_scan import AuditFacts
+
+    entry = {
+        "record_id": "r-med", "record_class": "medical", "subclass": "consultation", "facility": "hu-tunis-nord",
+        "document_date": "2001-02-03", "retain_until": "2021-02-03T00:00:00+00:00", "language": "fr",
+        "content_type": "application/pdf", "created_at": "2001-02-04T10:00:00+00:00", "created_by": "arch",
+        "descriptive": "withheld: medical record",
+        "versions": [{"version": 1, "sha256": "ab" * 32, "size": 10, "created_at": "2001-02-04T10:00:00+00:00",
+                      "created_by": "arch", "retain_until": "2021-02-03T00:00:00+00:00"}],
+    }  # fmt: skip
+    report = RebuildReport(target="sqlite://", dry_run=True)
+    planned = _plan_destroyed("r-med", entry, datetime(2022, 1, 1, tzinfo=UTC), AuditFacts(), "i1", report)
+    record, rows = planned.rows()
+    assert record["status"] == "destroyed" and record["title"] == "" and record["tags"] == "[]"
+    assert rows[0]["sha256"] == "ab" * 32 and rows[0]["state"] == "destroyed"
+    assert any("withheld" in n or "not kept" in n for n in report.notes) and report.approximated == []

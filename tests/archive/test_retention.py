@@ -186,7 +186,35 @@ def test_disposition_two_people_destroy_and_certificate(api: Api) -> None:
     assert [len(r["versions"]) for r in sorted(doc["records"], key=lambda r: r["record_id"] != b)] == [2, 1]
     # the certificate stays in the archive, locked
     key = cert["object_key"]
+    assert {r["title"] for r in doc["records"]} == {"Registre 1998", "Registre 1999"}  # administrative: described
     vid = store.head(store.records, key)[0]
     assert store.retention(store.records, key, vid) > datetime.now(UTC) + timedelta(hours=23)
     with pytest.raises(StoreRefused):
         store.delete_version(store.records, key, vid)
+
+
+def test_a_medical_records_certificate_keeps_no_medical_data(api: Api) -> None:
+    """Store administrators can read certificates: a destroyed medical record leaves proof, not content."""
+    title = "Sérologie VIH — résultat"
+    rid = api.ingest(b"lab result", medical(title=title, tags=["serology"], author="Dr Medical")).json()["record_id"]
+    time.sleep(SHORT + 1.5)
+    archivist = api.token("archivist", sub="archivist-1")
+    req = api.client.post(
+        "/disposition/requests", json={"record_ids": [rid], "reason": "schedule expired"}, headers=archivist
+    ).json()["request_id"]
+    assert (
+        api.client.post(
+            f"/disposition/requests/{req}/approve", headers=api.token("administrator", sub="dir")
+        ).status_code
+        == 200
+    )
+    assert api.client.post(f"/disposition/requests/{req}/execute", headers=archivist).status_code == 200
+    cert = api.client.get(f"/disposition/certificates/{req}", headers=api.token("auditor")).json()
+    store = _archive(api).store
+    raw = store.read_all(store.records, cert["object_key"]).decode()
+    for secret in (title, "serology", "Dr Medical", "TN-1234567"):
+        assert secret not in raw, secret
+    [entry] = cert["document"]["records"]
+    assert entry["record_id"] == rid and entry["record_class"] == "medical"
+    assert entry["descriptive"] == "withheld: medical record"
+    assert [v["sha256"] for v in entry["versions"]] and "meta" not in entry["versions"][0]
