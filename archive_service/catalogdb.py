@@ -258,7 +258,8 @@ def _sqlite_fts(conn: Connection) -> None:
         conn.execute(text(sql))
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+#: Words as FTS5's unicode61 tokenizer cuts them: letters and digits (an underscore separates, as in SQLite).
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _fold(value: str) -> str:

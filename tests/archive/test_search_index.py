@@ -226,3 +226,15 @@ def test_a_catalog_with_the_older_index_is_migrated(tmp_path: Path) -> None:
         _assert_index_consistent(eng)
     finally:
         eng.dispose()
+
+
+def test_title_words_are_cut_like_the_index_cuts_them(engine: Engine) -> None:
+    """Underscores, apostrophes and hyphens separate words in the index and in the title check alike."""
+    rows = _rows(["IRM_cérébrale de contrôle", "Lettre d'échographie", "Compte-rendu"], [date(2022, 2, 2)] * 3)
+    _insert(engine, rows)
+    a, b, c = (r["record_id"] for r in rows)
+    assert _all_pages(engine, q="cereb") == [a]  # shortened to 'cere'*, then checked on the title
+    assert _all_pages(engine, q="cérébrale IRM") == [a]
+    assert _all_pages(engine, q="echogra") == [b]
+    assert _all_pages(engine, q="rendu") == [c]
+    assert _all_pages(engine, q="IRM_céré") == [a]  # the query is cut the same way
