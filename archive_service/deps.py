@@ -1,5 +1,8 @@
 """FastAPI dependencies: the archive, the caller, and the access rules every router applies.
 
+They are `async def` on purpose: none blocks (a JWT check is ~0.1 ms of CPU), and FastAPI runs
+plain `def` dependencies through the thread pool, one hop each, on every request.
+
 Each dependency also fills the request's audit context, so the audit middleware records who did
 what to which record — for allowed and denied requests alike.
 """
@@ -23,12 +26,12 @@ def audit_ctx(request: Request) -> dict[str, Any]:
     return ctx
 
 
-def get_archive(request: Request) -> Archive:
+async def get_archive(request: Request) -> Archive:
     archive: Archive = request.app.state.archive
     return archive
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     archive: Annotated[Archive, Depends(get_archive)],
@@ -58,7 +61,7 @@ ArchiveDep = Annotated[Archive, Depends(get_archive)]
 def require(*roles: Role) -> Any:
     """Dependency: the caller holds one of `roles`, else 403 (audited)."""
 
-    def check(request: Request, who: CurrentUser) -> Principal:
+    async def check(request: Request, who: CurrentUser) -> Principal:
         if not who.has(*roles):
             audit_ctx(request)["reason"] = f"role {', '.join(sorted(who.roles))} may not do this"
             raise HTTPException(403, f"requires one of the roles: {', '.join(r.value for r in roles)}")
