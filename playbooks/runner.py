@@ -214,7 +214,13 @@ def run_playbook(
     keep_artifacts: Path | None = None,
 ) -> RunResult:
     """Run `playbook` (relative to playbooks/) on `inventory`; progress goes to `on_line`."""
-    import ansible_runner
+    try:
+        import ansible_runner
+    except ImportError:
+        raise UserError(
+            "Ansible is not installed in this environment: install the configuration extra "
+            "(`pip install 'hdc[configure]'`; `make setup` does it on a workstation)"
+        ) from None
 
     if not (PLAYBOOKS_DIR / playbook).is_file():
         raise UserError(f"playbook '{playbook}' not found in {PLAYBOOKS_DIR}")

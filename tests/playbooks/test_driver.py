@@ -136,3 +136,12 @@ def test_cli_errors_are_one_clear_line(args: list[str], message: str) -> None:
     assert r.returncode in (1, 2)
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_without_the_configure_extra_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Application hosts install plain `hdc`: no Ansible there, and `hdc configure` says so."""
+    from playbooks.runner import run_playbook
+
+    monkeypatch.setitem(sys.modules, "ansible_runner", None)  # import fails as if not installed
+    with pytest.raises(UserError, match=r"pip install 'hdc\[configure\]'"):
+        run_playbook(inventory_from_catalog(load_catalog("lab")), "site.yml", on_line=None)
