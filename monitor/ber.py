@@ -155,6 +155,14 @@ class PreparedGet:
         return self.template[:o] + request_id.to_bytes(4, "big") + self.template[o + 4 :]
 
 
+NO_ERROR = b"\x02\x01\x00\x02\x01\x00"  # error-status 0, error-index 0
+
+
+def null_varbinds(oid_bodies: tuple[bytes, ...]) -> bytes:
+    """The VarBindList of a GET: each encoded OID with a NULL value (v2c and v3 alike)."""
+    return tlv(SEQUENCE, b"".join(tlv(SEQUENCE, tlv(OBJECT_IDENTIFIER, b) + b"\x05\x00") for b in oid_bodies))
+
+
 def prepare_get(
     community: bytes,
     oids: tuple[tuple[int, ...], ...],
@@ -166,9 +174,8 @@ def prepare_get(
     pass `bodies` (the encoded OIDs) to share them between targets."""
     if bodies is None:
         bodies = tuple(oid_body(o) for o in oids)
-    varbinds = b"".join(tlv(SEQUENCE, tlv(OBJECT_IDENTIFIER, b) + b"\x05\x00") for b in bodies)
     rid = tlv(INTEGER, REQUEST_ID_MIN.to_bytes(4, "big"))
-    pdu_body = rid + b"\x02\x01\x00\x02\x01\x00" + tlv(SEQUENCE, varbinds)
+    pdu_body = rid + NO_ERROR + null_varbinds(bodies)
     pdu = tlv(pdu_tag, pdu_body)
     head = encode_integer(version) + tlv(OCTET_STRING, community)
     message = tlv(SEQUENCE, head + pdu)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ber
+from . import ber, usm
 from .rates import Gap, Sample, ambiguous_wrap, counter_rate, plausible_octets_per_s, uptime_gap
 from .settings import PollerSettings
 from .state import LinkState, OperStatus
@@ -251,7 +251,7 @@ class Poller:
         self.cycles = 0
         self.polled_total = 0
         self.failed_total = 0
-        self._udp: _V2cSocket | None = None
+        self._udp: UdpSocket | None = None
         # pysnmp keeps one key set per SNMPv3 user name in an engine: routers sharing a user name
         # with different keys get engines of their own.
         self._v3_engines: dict[tuple[str, str, str, str, str], Any] = {}
@@ -336,11 +336,9 @@ class Poller:
 
     def _lean_v3(self, rt: Runtime) -> bool:
         """Whether this v3 target goes through the lean USM codec (else pysnmp)."""
-        from .usm import supported
-
         c = rt.target.credentials
         assert isinstance(c, V3Credentials)
-        return self.settings.v3_engine == "lean" and supported(c.auth_protocol, c.priv_protocol)
+        return self.settings.v3_engine == "lean" and usm.supported(c.auth_protocol, c.priv_protocol)
 
     def _v3_lean_client(self) -> Any:
         if self._v3_lean is None:
@@ -401,11 +399,11 @@ class Poller:
         loopback = all(ipaddress.ip_address(h).is_loopback for h in hosts)
         return "127.0.0.1" if loopback else "0.0.0.0"
 
-    def _socket(self, loop: asyncio.AbstractEventLoop) -> _V2cSocket:
+    def _socket(self, loop: asyncio.AbstractEventLoop) -> UdpSocket:
         if self._udp is None or self._udp.closed or self._udp.loop is not loop:
             if self._udp is not None:
                 self._udp.close()
-            self._udp = _V2cSocket(loop, self._bind_address())
+            self._udp = UdpSocket(loop, self._bind_address())
         return self._udp
 
     # -- outcome of one poll ------------------------------------------------------------------
@@ -643,10 +641,10 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python do
 _TIMESPEC = struct.Struct("qq")
 
 
-class _V2cSocket:
-    """The shared UDP socket. Drains every queued datagram per wake-up and stamps each with the
-    kernel's receive time, so a busy event loop neither expires answers already received nor
-    skews the interval a rate is computed over."""
+class UdpSocket:
+    """A poller UDP socket (one for v2c, one for the lean v3 client). Drains every queued datagram
+    per wake-up and stamps each with the kernel's receive time, so a busy event loop neither
+    expires answers already received nor skews the interval a rate is computed over."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bind: str) -> None:
         self.loop = loop
@@ -709,7 +707,7 @@ class _Pending:
 class _V2cCycle:
     """One cycle over the v2c targets: a send window, a FIFO of deadlines, callbacks only."""
 
-    def __init__(self, poller: Poller, udp: _V2cSocket, rts: list[Runtime], stats: CycleStats) -> None:
+    def __init__(self, poller: Poller, udp: UdpSocket, rts: list[Runtime], stats: CycleStats) -> None:
         self.p = poller
         self.udp = udp
         self.todo = deque(rts)

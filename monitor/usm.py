@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - older cryptography
 from .ber import (
     GET_REQUEST,
     INTEGER,
+    NO_ERROR,
     OCTET_STRING,
     REPORT,
     RESPONSE,
@@ -35,6 +36,7 @@ from .ber import (
     VarBind,
     decode_pdu_body,
     encode_integer,
+    null_varbinds,
     read_int,
     read_tlv,
     tlv,
@@ -121,9 +123,7 @@ def _octets(value: bytes) -> bytes:
     return tlv(OCTET_STRING, value)
 
 
-def _message(
-    msg_id: int, flags: int, sec_params: bytes, msg_data: bytes
-) -> tuple[bytes, int]:  # fmt: skip
+def _message(msg_id: int, flags: int, sec_params: bytes, msg_data: bytes) -> tuple[bytes, int]:
     """The whole message and the offset of the sec params blob inside it."""
     global_data = tlv(
         SEQUENCE, encode_integer(msg_id) + encode_integer(MAX_SIZE) + _octets(bytes([flags])) + encode_integer(USM)
@@ -137,16 +137,24 @@ def _message(
 
 
 def _pdu(request_id: int, oid_bodies: tuple[bytes, ...]) -> bytes:
-    varbinds = b"".join(tlv(SEQUENCE, tlv(0x06, b) + b"\x05\x00") for b in oid_bodies)
-    return tlv(GET_REQUEST, encode_integer(request_id) + b"\x02\x01\x00\x02\x01\x00" + tlv(SEQUENCE, varbinds))
+    return tlv(GET_REQUEST, encode_integer(request_id) + NO_ERROR + null_varbinds(oid_bodies))
+
+
+def _usm_params(
+    engine_id: bytes, boots: int, engine_time: int, user: bytes, mac_len: int, salt: bytes
+) -> tuple[bytes, int]:
+    """UsmSecurityParameters with a zeroed MAC of `mac_len` bytes, and where that MAC starts in it."""
+    before = _octets(engine_id) + encode_integer(boots) + encode_integer(engine_time) + _octets(user)
+    mac = _octets(bytes(mac_len))
+    body = before + mac + _octets(salt)
+    blob = tlv(SEQUENCE, body)
+    return blob, len(blob) - len(body) + len(before) + len(mac) - mac_len
 
 
 def discovery_request(msg_id: int, request_id: int) -> bytes:
     """noAuthNoPriv, reportable, empty engine id and user: the agent answers with a Report that
     carries its engine id, boots and time (RFC 3414 §4)."""
-    sec = tlv(
-        SEQUENCE, _octets(b"") + encode_integer(0) + encode_integer(0) + _octets(b"") + _octets(b"") + _octets(b"")
-    )
+    sec, _ = _usm_params(b"", 0, 0, b"", 0, b"")
     scoped = tlv(SEQUENCE, _octets(b"") + _octets(b"") + _pdu(request_id, ()))
     return _message(msg_id, FLAG_REPORTABLE, sec, scoped)[0]
 
@@ -167,15 +175,9 @@ def get_request(
     """An authPriv GetRequest, encrypted then signed."""
     scoped = tlv(SEQUENCE, _octets(engine_id) + _octets(context) + _pdu(request_id, oid_bodies))
     encrypted = _octets(_aes(keys.priv, boots, engine_time, salt, scoped, encrypt=True))
-    placeholder = bytes(keys.mac_len)
-    auth_tlv = _octets(placeholder)
-    sec_fields = _octets(engine_id) + encode_integer(boots) + encode_integer(engine_time) + _octets(user)
-    sec = tlv(SEQUENCE, sec_fields + auth_tlv + _octets(salt))
+    sec, mac_in_sec = _usm_params(engine_id, boots, engine_time, user, keys.mac_len, salt)
     whole, sec_at = _message(msg_id, FLAG_AUTH | FLAG_PRIV | FLAG_REPORTABLE, sec, encrypted)
-    # the MAC's place: inside the sec params blob, after the SEQUENCE header and the fields before it
-    seq_header = len(sec) - len(sec_fields) - len(auth_tlv) - len(_octets(salt))
-    mac_at = sec_at + seq_header + len(sec_fields) + (len(auth_tlv) - len(placeholder))
-    assert whole[mac_at : mac_at + keys.mac_len] == placeholder
+    mac_at = sec_at + mac_in_sec
     mac = hmac.new(keys.auth, whole, keys.hash_name).digest()[: keys.mac_len]
     return whole[:mac_at] + mac + whole[mac_at + keys.mac_len :]
 

@@ -11,15 +11,13 @@ source address, checked (MAC, then decryption, then request id), and mapped to t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import time
 from dataclasses import dataclass
 
 from . import usm
 from .ber import ERROR_STATUS, REPORT, BerError, oid_body
-from .poller import OID_NAMES, PollError, Runtime, Values, oids_for
+from .poller import OID_NAMES, PollError, Runtime, UdpSocket, Values, oids_for
 from .settings import PollerSettings
 from .targets import V3Credentials
 
@@ -45,23 +43,17 @@ class LeanV3:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bind: str) -> None:
         self.loop = loop
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind((bind, 0))
-        self.sock.setblocking(False)
+        self.udp = UdpSocket(loop, bind)
+        self.udp.on_datagram = self._on_datagram
         self.pending: dict[int, tuple[asyncio.Future[tuple[usm.Incoming, float]], tuple[str, int]]] = {}
         self.engines: dict[tuple[str, int], Engine] = {}
         self._keys: dict[tuple[str, str, str, bytes], usm.Keys] = {}
         self._shapes: dict[tuple[tuple[str, ...], int], tuple[tuple[tuple[int, ...], ...], tuple[bytes, ...]]] = {}
         self._msg_id = int.from_bytes(os.urandom(3), "big") + 1
         self._salt = int.from_bytes(os.urandom(8), "big")
-        loop.add_reader(self.sock.fileno(), self._drain)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        self.udp.close()
         for fut, _ in self.pending.values():
             if not fut.done():
                 fut.cancel()
@@ -69,22 +61,13 @@ class LeanV3:
 
     # -- transport -----------------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # ICMP port unreachable surfaces here on Linux: the request will time out
-                continue
-            arrived = time.monotonic()
-            try:
-                msg = usm.parse(data)
-            except BerError:
-                continue  # garbage or not for us: the request it might answer times out
-            entry = self.pending.get(msg.msg_id)
-            if entry is None or entry[1] != addr[:2] or entry[0].done():
-                continue
+    def _on_datagram(self, data: bytes, addr: tuple[str, int], arrived: float) -> None:
+        try:
+            msg = usm.parse(data)
+        except BerError:
+            return  # garbage or not for us: the request it might answer times out
+        entry = self.pending.get(msg.msg_id)
+        if entry is not None and entry[1] == addr[:2] and not entry[0].done():
             entry[0].set_result((msg, arrived))
 
     def _next_msg_id(self) -> int:
@@ -103,7 +86,7 @@ class LeanV3:
         try:
             for _ in range(settings.retries + 1):
                 try:
-                    self.sock.sendto(build, addr)
+                    self.udp.sock.sendto(build, addr)
                 except OSError as exc:
                     raise PollError("send_error", f"cannot send to {addr[0]}:{addr[1]}: {exc.strerror}") from None
                 done, _ = await asyncio.wait({fut}, timeout=settings.timeout)

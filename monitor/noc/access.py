@@ -33,6 +33,7 @@ from hdc.errors import UserError
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 CACHE_SECONDS = 300.0
 REALM = "hdc NOC"
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}  # the browser's login prompt
 log = logging.getLogger("hdc.monitor.access")
 
 
@@ -211,9 +212,7 @@ class Access:
         name, password = _basic(header)
         op = self.users.get(name)
         if op is None or not self._verify(op, password):
-            raise HTTPException(
-                401, "unknown user or wrong password", headers={"WWW-Authenticate": f'Basic realm="{REALM}"'}
-            )
+            raise HTTPException(401, "unknown user or wrong password", headers=CHALLENGE)
         if role not in GRANTS[op.role]:
             raise HTTPException(403, f"user '{name}' has role {op.role.value}; this needs {role.value}")
         return name
@@ -240,16 +239,15 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 def _basic(header: str | None) -> tuple[str, str]:
-    challenge = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
     if not header:
-        raise HTTPException(401, "authentication required", headers=challenge)
+        raise HTTPException(401, "authentication required", headers=CHALLENGE)
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
-        raise HTTPException(401, "use HTTP Basic authentication", headers=challenge)
+        raise HTTPException(401, "use HTTP Basic authentication", headers=CHALLENGE)
     try:
         name, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise HTTPException(401, "malformed Basic credentials", headers=challenge) from None
+        raise HTTPException(401, "malformed Basic credentials", headers=CHALLENGE) from None
     if not sep or len(password) > 1024:
-        raise HTTPException(401, "malformed Basic credentials", headers=challenge)
+        raise HTTPException(401, "malformed Basic credentials", headers=CHALLENGE)
     return name, password

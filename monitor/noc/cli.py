@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hdc.errors import UserError
 
-from .access import Operator, OperatorsFile, Role, hash_password, load_operators, save_operators
+from .access import Operator, OperatorsFile, Role, UserName, hash_password, load_operators, save_operators
 
 operators_app = typer.Typer(
     help="Operators of the NOC page and alert API (HTTP Basic, scrypt hashes).", no_args_is_help=True
@@ -53,10 +53,10 @@ def add(
     """Add an operator, or set a new password and role for an existing one."""
     path = _file(file)
     data = load_operators(path) if path.exists() else OperatorsFile()
-    try:
-        Operator.model_validate({"name": name, "role": role, "password": "scrypt$1024$8$1$AA==$" + "A" * 24})
+    try:  # the name first: no point asking for a password to refuse it afterwards
+        TypeAdapter(UserName).validate_python(name)
     except ValidationError as exc:
-        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = "; ".join(f"name: {e['msg']}" for e in exc.errors(include_url=False))
         raise UserError(f"{name!r}: {problems}") from None
     op = Operator(name=name, role=role, password=hash_password(_read_password(password_stdin)))
     others = [o for o in data.operators if o.name != name]

@@ -69,11 +69,7 @@ def message(msg_id: int, flags: int, sec: bytes, data: bytes, keys: usm.Keys | N
 
 
 def sec_params(boots: int, time_: int, user: bytes, mac_len: int, salt: bytes) -> bytes:
-    return tlv(
-        SEQUENCE,
-        usm._octets(ENGINE) + encode_integer(boots) + encode_integer(time_) + usm._octets(user)
-        + usm._octets(bytes(mac_len)) + usm._octets(salt),
-    )  # fmt: skip
+    return usm._usm_params(ENGINE, boots, time_, user, mac_len, salt)[0]
 
 
 def scoped(pdu_tag: int, request_id: int, varbinds: list[tuple[bytes, bytes]]) -> bytes:
