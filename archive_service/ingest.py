@@ -21,7 +21,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +40,7 @@ def plaintext_size(object_size: int, header_len: int, chunk_size: int) -> int:
 
 
 def seal_part(
-    cipher: ChunkCipher, data: bytes, first_counter: int, chunk_size: int, last: bool, head: bytes = b""
+    cipher: ChunkCipher, data: bytes | memoryview, first_counter: int, chunk_size: int, last: bool, head: bytes = b""
 ) -> bytearray:
     """Encrypt one part's chunks into one buffer (after `head`); only the record's very last chunk is final."""
     view = memoryview(data)
@@ -54,6 +54,27 @@ def seal_part(
         cipher.seal_into(first_counter + i, piece, last and i == n - 1, dst[pos : pos + len(piece) + TAG])
         pos += len(piece) + TAG
     return out
+
+
+class Pending(NamedTuple):
+    """Step 1's result: what the rest of the ingest needs to seal, store and commit the version."""
+
+    record_id: str
+    version: int
+    envelope: Envelope
+    cipher: ChunkCipher
+    retain_until: datetime
+    created_at: datetime
+
+
+class Stored(NamedTuple):
+    """A committed version: enough to answer the client without reading the catalog back."""
+
+    record_id: str
+    version: int
+    size: int
+    retain_until: datetime
+    created_at: datetime
 
 
 def _utc(value: datetime) -> datetime:
@@ -141,7 +162,7 @@ def _begin(
     content_type: str,
     record_id: str | None,
     reason: str | None,
-) -> tuple[str, int, Envelope, ChunkCipher, Any]:
+) -> Pending:
     """Step 1: the pending catalog row (and a pending record row for a new record)."""
     s = archive.settings
     retain = archive.retain_until_for(meta.record_class.value, meta.subclass, meta.document_date)
@@ -227,7 +248,7 @@ def _begin(
             )
         except IntegrityError:
             raise Conflict(f"record {record_id}: another correction is being stored; retry") from None
-    return record_id, version, envelope, cipher, retain
+    return Pending(record_id, version, envelope, cipher, retain, now)
 
 
 def _store_small(
@@ -239,9 +260,11 @@ def _store_small(
     existing: str | None,
     reason: str | None,
     data: bytes,
-) -> tuple[str, int]:
+) -> Stored:
     """A record that fits one part, already verified: steps 1, 2+4 (one PUT) and 5 in one worker hop."""
-    record_id, version, envelope, cipher, retain = _begin(archive, meta, who, sha256, content_type, existing, reason)
+    record_id, version, envelope, cipher, retain, created = _begin(
+        archive, meta, who, sha256, content_type, existing, reason
+    )
     key = object_key(record_id, version)
     try:
         sealed = seal_part(cipher, data, 0, archive.settings.chunk_size, True, envelope.to_header())
@@ -261,7 +284,7 @@ def _store_small(
         _extension(archive, meta, retain),
     )
     _extend(archive, earlier, retain, who)
-    return record_id, version
+    return Stored(record_id, version, len(data), retain, created)
 
 
 def _extension(archive: Archive, meta: RecordMetadata, retain: datetime) -> tuple[str, datetime] | None:
@@ -286,16 +309,49 @@ def _begin_multipart(
     content_type: str,
     existing: str | None,
     reason: str | None,
-) -> tuple[str, int, Envelope, ChunkCipher, datetime, str]:
+) -> tuple[Pending, str]:
     """Step 1, then open the multipart upload and record its id (so the reconciler can abort it)."""
-    record_id, version, envelope, cipher, retain = _begin(archive, meta, who, sha256, content_type, existing, reason)
+    pending = _begin(archive, meta, who, sha256, content_type, existing, reason)
     try:
-        upload_id = archive.store.create_upload(object_key(record_id, version), retain)
+        upload_id = archive.store.create_upload(object_key(pending.record_id, pending.version), pending.retain_until)
     except BaseException:
-        drop_pending(archive, record_id, version)
+        drop_pending(archive, pending.record_id, pending.version)
         raise
-    _record_upload(archive, record_id, version, upload_id)
-    return record_id, version, envelope, cipher, retain, upload_id
+    _record_upload(archive, pending.record_id, pending.version, upload_id)
+    return pending, upload_id
+
+
+class _PartBuffer:
+    """The body's pieces as they arrive, cut into parts with one copy each.
+
+    Pieces are kept as they are (no growing buffer: its reallocations cost more CPU per MiB than
+    hashing it) and joined once when a part is full; the part is a view of that join, so its
+    plaintext is freed as soon as the worker has sealed it.
+    """
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.size += len(piece)
+
+    def full(self) -> bool:
+        return self.size > self.part_size
+
+    def take_part(self) -> memoryview:
+        """The first `part_size` bytes; the rest stays buffered."""
+        whole = memoryview(b"".join(self.pieces))
+        rest = bytes(whole[self.part_size :])
+        self.pieces, self.size = ([rest] if rest else []), len(rest)
+        return whole[: self.part_size]
+
+    def take_all(self) -> bytes:
+        whole = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.pieces, self.size = [], 0
+        return whole
 
 
 async def ingest(
@@ -307,8 +363,8 @@ async def ingest(
     body: AsyncIterator[bytes],
     existing: str | None = None,
     reason: str | None = None,
-) -> tuple[str, int]:
-    """Stream `body` into the archive; returns (record id, version) once committed.
+) -> Stored:
+    """Stream `body` into the archive; returns the committed version.
 
     Nothing touches the catalog or the store until the body outgrows one part: a small record is
     read, verified and then stored in one worker hop; a large one is streamed part by part.
@@ -318,21 +374,23 @@ async def ingest(
     part_size, chunk = s.part_size, s.chunk_size
     chunks_per_part = s.part_chunks
     hasher = hashlib.sha256()
-    pending = bytearray()
+    buffered = _PartBuffer(part_size)
     total = 0
-    started: tuple[str, int, Envelope, ChunkCipher, datetime, str] | None = None
+    started: tuple[Pending, str] | None = None
     parts: list[asyncio.Future[str]] = []
     slots = asyncio.Semaphore(s.upload_concurrency)
     maybe_completed = False
 
-    def upload(number: int, box: list[bytes], first_counter: int, last: bool) -> str:
+    def upload(number: int, box: list[bytes | memoryview], first_counter: int, last: bool) -> str:
         assert started is not None
-        record_id, version, envelope, cipher, _retain, upload_id = started
-        head = envelope.to_header() if number == 1 else b""
-        sealed = seal_part(cipher, box.pop(), first_counter, chunk, last, head)  # plaintext freed before sending
-        return archive.store.upload_part(object_key(record_id, version), upload_id, number, sealed)
+        pending, upload_id = started
+        head = pending.envelope.to_header() if number == 1 else b""
+        sealed = seal_part(
+            pending.cipher, box.pop(), first_counter, chunk, last, head
+        )  # plaintext freed before sending
+        return archive.store.upload_part(object_key(pending.record_id, pending.version), upload_id, number, sealed)
 
-    async def submit(box: list[bytes], last: bool) -> None:
+    async def submit(box: list[bytes | memoryview], last: bool) -> None:
         """Hand one part's plaintext (in a box the worker empties, so it is freed once sealed) to a worker."""
         number = len(parts) + 1
         await slots.acquire()
@@ -352,43 +410,47 @@ async def ingest(
             if total > s.max_record_bytes:
                 raise TooLarge(f"record exceeds the {s.max_record_bytes}-byte limit (HDC_ARCHIVE_MAX_RECORD_BYTES)")
             hasher.update(piece)
-            pending += piece
-            while len(pending) > part_size:
+            buffered.add(piece)
+            while buffered.full():
                 if started is None:
                     started = await loop.run_in_executor(
                         None, _begin_multipart, archive, meta, who, sha256, content_type, existing, reason
                     )
-                box = [bytes(pending[:part_size])]
-                del pending[:part_size]
-                await submit(box, last=False)
+                await submit([buffered.take_part()], last=False)
         digest = hasher.hexdigest()
         if digest != sha256:
             raise BadInput(f"SHA-256 mismatch: client sent {sha256}, content hashes to {digest}; nothing stored")
         if started is None:
-            data = bytes(pending)
-            pending.clear()
             return await loop.run_in_executor(
-                archive.pool, _store_small, archive, meta, who, sha256, content_type, existing, reason, data
+                archive.pool,
+                _store_small,
+                archive,
+                meta,
+                who,
+                sha256,
+                content_type,
+                existing,
+                reason,
+                buffered.take_all(),
             )
-        await submit([bytes(pending)], last=True)
-        pending.clear()
+        await submit([buffered.take_all()], last=True)
         etags = list(await asyncio.gather(*parts))
-        record_id, version, _env, _cipher, retain, upload_id = started
+        pending, upload_id = started
         maybe_completed = True
         written = await loop.run_in_executor(
-            None, archive.store.complete_upload, object_key(record_id, version), upload_id, etags
+            None, archive.store.complete_upload, object_key(pending.record_id, pending.version), upload_id, etags
         )
         earlier = await loop.run_in_executor(
             None,
             commit_version,
             archive,
-            record_id,
-            version,
+            pending.record_id,
+            pending.version,
             written.version_id,
             written.etag,
             total,
             upload_id,
-            _extension(archive, meta, retain),
+            _extension(archive, meta, pending.retain_until),
         )
     except BaseException as exc:
         for f in parts:
@@ -397,19 +459,20 @@ async def ingest(
             await asyncio.gather(*parts, return_exceptions=True)
         if started is None:
             raise
-        record_id, version, _env, _cipher, retain, upload_id = started
+        pending, upload_id = started
         if maybe_completed and isinstance(exc, StoreUnavailable | asyncio.CancelledError):
             # The object may exist: leave the pending row for the reconciler to settle.
             raise
+        key = object_key(pending.record_id, pending.version)
         try:
-            await loop.run_in_executor(None, archive.store.abort_upload, object_key(record_id, version), upload_id)
+            await loop.run_in_executor(None, archive.store.abort_upload, key, upload_id)
         except Exception:
             raise exc from None  # the reconciler aborts it later (pending row kept)
-        await loop.run_in_executor(None, drop_pending, archive, record_id, version)
+        await loop.run_in_executor(None, drop_pending, archive, pending.record_id, pending.version)
         raise
     if earlier:
-        await loop.run_in_executor(None, _extend, archive, earlier, retain, who)
-    return record_id, version
+        await loop.run_in_executor(None, _extend, archive, earlier, pending.retain_until, who)
+    return Stored(pending.record_id, pending.version, total, pending.retain_until, pending.created_at)
 
 
 def _record_upload(archive: Archive, record_id: str, version: int, upload_id: str) -> None:

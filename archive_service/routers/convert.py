@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from .. import catalogdb as db
-from ..models import RecordOut, VersionOut
+from ..ingest import Stored
+from ..models import IngestOut, RecordMetadata, RecordOut, VersionOut
 from ..service import Archive
 
 
@@ -34,6 +35,35 @@ def record_out(row: Any, size: int, sha256: str) -> RecordOut:
         legal_hold=bool(row.legal_hold),
         status=row.status,
         created_at=_utc(row.created_at),
+    )
+
+
+def new_record_out(meta: RecordMetadata, stored: Stored, sha256: str, content_type: str) -> IngestOut:
+    """The answer to a new record's ingest, from what the ingest wrote (no read-back).
+
+    Only for version 1: a correction's record keeps its own creation time, hold and retention,
+    so corrections read the record back (`current_record`).
+    """
+    return IngestOut(
+        record_id=stored.record_id,
+        record_class=meta.record_class,
+        subclass=meta.subclass,
+        facility=meta.facility,
+        has_patient=meta.patient_id is not None,
+        document_date=meta.document_date,
+        title=meta.title,
+        author=meta.author,
+        language=meta.language,
+        tags=meta.tags,
+        content_type=content_type,
+        current_version=stored.version,
+        size=stored.size,
+        sha256=sha256,
+        retain_until=stored.retain_until,
+        legal_hold=False,
+        status="active",
+        created_at=stored.created_at,
+        version=stored.version,
     )
 
 

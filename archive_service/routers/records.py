@@ -11,14 +11,13 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from ..auth import Role
 from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, require
 from ..ingest import ingest, open_content, parse_range
 from ..models import ErrorOut, IngestOut, RecordMetadata, RecordOut, RetentionIn, RetentionOut
 from ..service import Archive, Conflict
-from .convert import current_record, record_with_version
+from .convert import new_record_out, record_with_version
 
 router = APIRouter(prefix="/records", tags=["records"])
 METADATA_HEADER = "X-Archive-Metadata"
@@ -117,11 +116,10 @@ async def ingest_record(
     meta = parse_metadata(x_archive_metadata, archive)
     sha = check_sha(x_content_sha256)
     body = await stream_in(request, archive, content_length)
-    record_id, version = await ingest(archive, meta, who.subject, sha, content_type[:200], body)
-    audit_ctx(request)["record_id"] = record_id
-    out = await run_in_threadpool(current_record, archive, record_id)
-    request.app.state.metrics.ingest_bytes.inc(out.size)
-    return IngestOut(**out.model_dump(), version=version)
+    stored = await ingest(archive, meta, who.subject, sha, content_type[:200], body)
+    audit_ctx(request)["record_id"] = stored.record_id
+    request.app.state.metrics.ingest_bytes.inc(stored.size)
+    return new_record_out(meta, stored, sha, content_type[:200])
 
 
 @router.get(

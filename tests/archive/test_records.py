@@ -21,6 +21,17 @@ def test_ingest_and_read_back_small_record(api: Api) -> None:
     assert got.headers["content-type"] == "application/pdf"
 
 
+def test_ingest_answer_is_what_the_catalog_holds(api: Api) -> None:
+    """The ingest answer is built from what was written, not read back: it must match a later GET."""
+    h = api.token("archivist")
+    for data in (os.urandom(3000), os.urandom(6 * 1024 * 1024 + 1)):  # one PUT; multipart
+        r = api.ingest(data, medical(title="Compte rendu", tags=["cardio", "urgent"]))
+        assert r.status_code == 201, r.text
+        answer = r.json()
+        assert answer.pop("version") == 1
+        assert api.client.get(f"/records/{answer['record_id']}", headers=h).json() == answer
+
+
 def test_multipart_record_and_ranges(api: Api) -> None:
     data = os.urandom(12 * 1024 * 1024 + 12345)  # three 5 MiB parts
     r = api.ingest(data, medical(title="Scanner thoracique"))
