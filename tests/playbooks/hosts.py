@@ -74,6 +74,39 @@ def run(argv: Sequence[str], check: bool = True, timeout: float = 60, **kw: obje
     return subprocess.run(list(argv), check=check, text=True, capture_output=True, timeout=timeout, **kw)  # type: ignore[call-overload, no-any-return]
 
 
+def own_cgroup_dirs() -> list[Path]:
+    """This process's cgroup directory in the hierarchies a container's systemd writes to.
+
+    Those are the named `systemd` v1 hierarchy and the cgroup2 one (nspawn mounts the other v1
+    controllers read-only inside the container). The path of each comes from /proc/self/cgroup,
+    the mount point (and the mount's own root) from /proc/self/mountinfo.
+    """
+    mounts: dict[str, tuple[Path, str]] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, (fstype, _source, options) = pre.split(), post.split()[:3]
+        key = "0:" if fstype == "cgroup2" else "name=systemd" if "name=systemd" in options.split(",") else None
+        if fstype in ("cgroup", "cgroup2") and key and key not in mounts:
+            mounts[key] = (Path(fields[4]), fields[3])
+    dirs = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hid, controllers, path = line.split(":", 2)
+        key = "0:" if hid == "0" and controllers == "" else controllers
+        if key in mounts:
+            mount, root = mounts[key]
+            dirs.append(mount / os.path.relpath(path, root))
+    return dirs
+
+
+def remove_cgroup(top: Path) -> None:
+    """rmdir a cgroup and everything a container's systemd left below it, deepest first."""
+    if not top.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(top, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)
+
+
 def rootfs_key() -> str:
     return hashlib.sha256(("bookworm\n" + "\n".join(ROOTFS_PACKAGES)).encode()).hexdigest()[:16]
 
@@ -135,6 +168,7 @@ class Host:
     netns: str
     dir: Path
     proc: ManagedProcess | None = None
+    cgroups: list[Path] = field(default_factory=list)
 
     @property
     def merged(self) -> Path:
@@ -217,9 +251,22 @@ class Lab:
         # A root password exists, so "SSH refuses passwords" is a property of sshd, not of an empty shadow.
         run(["chroot", str(root), "chpasswd"], input=f"root:{os.urandom(9).hex()}\n")
         self._plug(host, idx)
+        # Each container gets a cgroup of its own. Without a systemd on the machine (or with
+        # --keep-unit) nspawn puts every container in the `payload` child of the caller's
+        # cgroup: all hosts then share one tree, and the same unit in two hosts is one cgroup.
+        # Host A pruning nftables.service's cgroup once its oneshot exits removed host B's
+        # freshly created one before B's nft attached to it: "Failed to attach to cgroup
+        # /system.slice/nftables.service: No such file or directory", status 219/CGROUP (the
+        # first-start flake). Reading that shared cgroup also showed the other hosts' processes
+        # as pid 0 ("Failed to kill control group … Input/output error" on every stop).
+        host.cgroups = [base / f"hdc-test-{self.tag}-{name}" for base in own_cgroup_dirs()]
+        for cg in host.cgroups:
+            cg.mkdir(exist_ok=True)
+        enter = "".join(f"echo $$ > {shlex.quote(str(cg / 'cgroup.procs'))} && " for cg in host.cgroups)
         host.proc = ManagedProcess(
             name=f"nspawn-{name}",
             argv=[
+                "/bin/sh", "-c", enter + 'exec "$@"', "nspawn-in-own-cgroup",
                 "systemd-nspawn", "-q", "-b", "-D", str(root), "--register=no", "--keep-unit",
                 f"--machine={name}", f"--hostname={name}", f"--network-namespace-path=/run/netns/{host.netns}",
                 "--capability=CAP_NET_ADMIN", "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
@@ -318,6 +365,8 @@ class Lab:
             p.stop(signal.SIGKILL)
         for h in self.hosts.values():
             run(["umount", "-l", str(h.merged)], check=False)
+            for cg in h.cgroups:
+                remove_cgroup(cg)
         for h in [*self.hosts.values(), *self.probes.values()]:
             run(["ip", "netns", "del", h.netns], check=False)
         for veth in self.veths:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +51,26 @@ def site(converge: Converge) -> dict[str, Any]:
         "changes": converge.changes(second),
         "failures": converge.failures(),
     }
+
+
+def test_hosts_share_no_cgroup(hosts: Lab) -> None:
+    """Each host's systemd has a cgroup tree of its own (see `Lab.add_host`).
+
+    When they shared one, a unit started at the same moment on two hosts was one cgroup, and one
+    host pruning it made the other's start fail (the nftables first-start flake, 219/CGROUP).
+    """
+    trees = {}
+    for name, host in hosts.hosts.items():
+        assert host.proc is not None
+        init = Path(f"/proc/{host.proc.pid}/task/{host.proc.pid}/children").read_text().split()
+        assert len(init) == 1, f"{name}: nspawn has children {init}"
+        trees[name] = Path(f"/proc/{init[0]}/cgroup").read_text()
+        assert f"hdc-test-{hosts.tag}-{name}/" in trees[name], trees[name]
+    assert len(set(trees.values())) == len(trees), trees
+    # the symptom seen from inside: a process of another host shows as pid 0 in a shared cgroup
+    for name in hosts.hosts:
+        procs = hosts.in_host(name, ["sh", "-c", "cat /sys/fs/cgroup/systemd/system.slice/ssh.service/cgroup.procs"])
+        assert procs.returncode == 0 and "0" not in procs.stdout.split(), f"{name}: {procs.stdout} {procs.stderr}"
 
 
 def test_site_converges_then_changes_nothing(site: dict[str, Any]) -> None:
