@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import catalogdb as db
 from .auth import TokenVerifier
 from .crypto import KeyError_
+from .memory import tune_allocator
 from .models import Health
 from .routers import admin, audit, disposition, holds, records, search, versions
 from .service import Archive, BadInput, Conflict, NotFound, TooLarge
@@ -265,4 +266,5 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """Uvicorn factory: `uvicorn --factory archive_service.app:app_from_env`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_allocator()
     return create_app()

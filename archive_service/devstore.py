@@ -28,6 +28,7 @@ class DevStore:
     secret_key: str
     data_dir: Path
     process: ManagedProcess
+    tls_endpoint: str | None = None  # host:port of the S3 API over TLS, when started with a certificate
 
     def stop(self) -> None:
         self.process.stop()
@@ -86,8 +87,11 @@ def _s3_ready(endpoint: str, access: str, secret: str) -> bool:
         return False
 
 
-def start_devstore(work_dir: Path, timeout: float = 60.0) -> DevStore:
-    """Start a fresh SeaweedFS node with its data under `work_dir` (which must be new or empty)."""
+def start_devstore(work_dir: Path, timeout: float = 60.0, tls: tuple[Path, Path] | None = None) -> DevStore:
+    """Start a fresh SeaweedFS node with its data under `work_dir` (which must be new or empty).
+
+    With `tls` = (certificate, key) the S3 API also listens over TLS on a second port.
+    """
     data = work_dir / "data"
     if data.exists() and any(data.iterdir()):
         # It remembers its flags in DATA/mini.options: a reused directory would keep old ports.
@@ -112,12 +116,12 @@ def start_devstore(work_dir: Path, timeout: float = 60.0) -> DevStore:
     os.chmod(config, 0o600)
     used: set[int] = set()
     ports: list[int] = []
-    while len(ports) < 5:
+    while len(ports) < (6 if tls else 5):
         p = _free_http_port()
         if p not in used and p + 10000 not in used:
             used.update({p, p + 10000})
             ports.append(p)
-    s3, master, volume, filer, admin = ports
+    s3, master, volume, filer, admin = ports[:5]
     argv = [
         weed_binary(),
         "mini",
@@ -137,6 +141,8 @@ def start_devstore(work_dir: Path, timeout: float = 60.0) -> DevStore:
         "-s3.allowDeleteBucketNotEmpty=false",
         "-master.telemetry=false",
     ]
+    if tls:
+        argv += [f"-s3.port.https={ports[5]}", f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}"]
     proc = ManagedProcess("seaweedfs", argv, work_dir / "weed.log", cwd=work_dir, stop_timeout=15)
     proc.start()
     endpoint = f"127.0.0.1:{s3}"
@@ -145,4 +151,4 @@ def start_devstore(work_dir: Path, timeout: float = 60.0) -> DevStore:
     except BaseException:
         proc.kill()
         raise
-    return DevStore(endpoint, access, secret, work_dir, proc)
+    return DevStore(endpoint, access, secret, work_dir, proc, f"127.0.0.1:{ports[5]}" if tls else None)

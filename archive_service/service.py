@@ -113,6 +113,7 @@ class Archive:
     def close(self) -> None:
         self.audit.close()
         self.pool.shutdown(wait=True)
+        self.store.fast.close()
         self.engine.dispose()
 
     @property

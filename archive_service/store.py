@@ -24,6 +24,7 @@ from minio.retention import Retention
 from minio.sse import SseS3
 from minio.sseconfig import Rule, SSEConfig
 
+from .s3put import FastPut, PutFailed
 from .settings import ArchiveSettings
 
 
@@ -80,6 +81,23 @@ class ObjectStore:
         self.records = settings.bucket_records
         self.audit = settings.bucket_audit
         self.sse = SseS3() if settings.s3_sse else None
+        self.fast = FastPut(settings.s3_endpoint, settings.s3_secure, settings.s3_access_key, settings.s3_secret_key)
+
+    def _fast_put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes | bytearray,
+        headers: dict[str, str],
+        query: dict[str, str] | None = None,
+    ) -> Written | None:
+        """The PUT on the fast path (s3put); None when it did not succeed and the SDK must repeat it."""
+        try:
+            region = self.client._get_region(bucket)  # cached by the SDK after the first call per bucket
+            res = self.fast.put(bucket, key, data, headers, region, query)
+        except (PutFailed, S3Error, MinioException, urllib3.exceptions.HTTPError, OSError):
+            return None
+        return Written(res.version_id, res.etag)
 
     # --- setup and health
     def ensure_buckets(self) -> list[str]:
@@ -125,8 +143,11 @@ class ObjectStore:
         retain_until: datetime,
         content_type: str = "application/octet-stream",
     ) -> Written:
-        headers = dict(self._headers(retain_until))
+        headers = {k: str(v) for k, v in self._headers(retain_until).items()}
         headers["Content-Type"] = content_type
+        fast = self._fast_put(bucket, key, data, headers)
+        if fast is not None:
+            return fast
         with _mapped(f"PUT {key}"):
             # One PutObject with the bytes as they are: put_object would copy them through a
             # stream first (data is at most one part here, never split).
@@ -138,6 +159,9 @@ class ObjectStore:
             return self.client._create_multipart_upload(self.records, key, dict(self._headers(retain_until)))
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+        fast = self._fast_put(self.records, key, data, {}, {"partNumber": str(number), "uploadId": upload_id})
+        if fast is not None:
+            return fast.etag
         with _mapped(f"upload part {number} of {key}"):
             return self.client._upload_part(self.records, key, data, None, upload_id, number)  # type: ignore[arg-type]  # bytes-like is fine
 
