@@ -295,6 +295,9 @@ def export_alertmanager(
     webhook_password_file: str | None = typer.Option(
         None, help="path, on the Alertmanager host, of the file holding that operator's password"
     ),
+    webhook_ca_file: str | None = typer.Option(
+        None, help="path, on the Alertmanager host, of the CA that signed an https:// monitor's certificate"
+    ),
     rules: Path | None = RulesOpt,
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
@@ -312,4 +315,9 @@ def export_alertmanager(
         if not webhook_password_file.startswith("/"):
             raise UserError("--webhook-password-file must be an absolute path on the Alertmanager host")
         auth = (webhook_user, webhook_password_file)
-    _write(dump(alertmanager_config(_rules(rules), cfg, url, auth)), output)
+    if webhook_ca_file is not None:
+        if not webhook_ca_file.startswith("/"):
+            raise UserError("--webhook-ca-file must be an absolute path on the Alertmanager host")
+        if not url.startswith("https://"):
+            raise UserError("--webhook-ca-file needs an https:// webhook URL")
+    _write(dump(alertmanager_config(_rules(rules), cfg, url, auth, webhook_ca_file)), output)

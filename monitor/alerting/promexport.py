@@ -113,17 +113,32 @@ def prometheus_rules(
 
 
 def alertmanager_config(
-    rules: RuleFile, notify: NotifyConfig, webhook_url: str, auth: tuple[str, str] | None = None
+    rules: RuleFile,
+    notify: NotifyConfig,
+    webhook_url: str,
+    auth: tuple[str, str] | None = None,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Routing per notification route (severity, region); receivers post to `webhook_url`.
 
     `auth` = (user, password file on the Alertmanager host): the monitor's `webhook` operator,
     sent as HTTP Basic (Alertmanager reads the password from the file, never from this config).
+    `ca_file` (a path on the Alertmanager host): the CA that signed an HTTPS monitor's certificate.
     """
     g = notify.grouping
-    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
-    if auth is not None:
-        webhook["http_config"] = {"basic_auth": {"username": auth[0], "password_file": auth[1]}}
+
+    def webhook() -> dict[str, Any]:
+        """A fresh dict per receiver: shared ones would be dumped as YAML anchors and aliases."""
+        out: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+        http: dict[str, Any] = {}
+        if auth is not None:
+            http["basic_auth"] = {"username": auth[0], "password_file": auth[1]}
+        if ca_file is not None:
+            http["tls_config"] = {"ca_file": ca_file}
+        if http:
+            out["http_config"] = http
+        return out
+
     routes = []
     for route in notify.routes:
         matchers = []
@@ -143,7 +158,7 @@ def alertmanager_config(
             "routes": routes,
         },
         "receivers": [{"name": "hdc-default"}]
-        + [{"name": r.name, "webhook_configs": [dict(webhook)]} for r in notify.routes],
+        + [{"name": r.name, "webhook_configs": [webhook()]} for r in notify.routes],
         "inhibit_rules": [
             {
                 "source_matchers": [f'alertname=~"{"|".join(link_rules)}"', 'kind="aggregation_site"'],

@@ -15,7 +15,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from hdc.errors import UserError
 
-from .access import Operator, OperatorsFile, Role, UserName, hash_password, load_operators, save_operators
+from .access import (
+    Operator,
+    OperatorsFile,
+    Role,
+    UserName,
+    hash_password,
+    load_operators,
+    save_operators,
+    verify_password,
+)
 
 operators_app = typer.Typer(
     help="Operators of the NOC page and alert API (HTTP Basic, scrypt hashes).", no_args_is_help=True
@@ -63,6 +72,31 @@ def add(
     verb = "updated" if len(others) < len(data.operators) else "added"
     save_operators(path, OperatorsFile(operators=[*others, op]))
     typer.echo(f"{verb} {name} ({role.value}) in {path}")
+
+
+@operators_app.command("hash")
+def hash_command(
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
+    verify: str | None = typer.Option(
+        None, "--verify", metavar="HASH", help="check the password against HASH instead: exit 0 if it matches, 1 if not"
+    ),
+) -> None:
+    """Print the scrypt hash of a password (for an operators list kept in a vault), or check one.
+
+    The hash is what `add` writes in the operators file; nothing else is printed, so it can be
+    captured (`hash=$(hdc monitor operators hash --password-stdin <pw)`). With `--verify`, a
+    deployment tool keeps an existing hash when the password has not changed (a new salt every
+    run would rewrite the file on every converge).
+    """
+    password = _read_password(password_stdin)
+    if verify is None:
+        typer.echo(hash_password(password))
+        return
+    try:
+        matches = verify_password(password, verify)
+    except ValueError as exc:
+        raise UserError(f"--verify: {exc}") from None
+    raise typer.Exit(0 if matches else 1)
 
 
 @operators_app.command("remove")

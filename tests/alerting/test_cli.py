@@ -132,6 +132,22 @@ def test_exports_validate_with_promtool_and_amtool(tmp_path: Path, monkeypatch: 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     _, _, exc = run("rules", "export-alertmanager", "--routes", str(routes), "--webhook-user", "am")
     assert isinstance(exc, UserError) and "go together" in str(exc)
+    # an HTTPS monitor signed by the internal CA: every receiver gets its own tls_config (no YAML aliases)
+    two = tmp_path / "two-routes.yaml"
+    two.write_text("routes:\n  - name: noc\n    urls: [env:HDC_X]\n  - name: south\n    urls: [env:HDC_X]\n"
+                   "    regions: [sud]\n", encoding="utf-8")  # fmt: skip
+    (tmp_path / "ca.crt").write_text("not read by amtool check-config\n", encoding="utf-8")
+    assert run("rules", "export-alertmanager", "--routes", str(two), "--webhook-url", "https://noc.example:8443/h",
+               "--webhook-ca-file", str(tmp_path / "ca.crt"), "-o", str(am))[0] == 0  # fmt: skip
+    text = am.read_text()
+    hooks = [r["webhook_configs"][0] for r in yaml.safe_load(text)["receivers"][1:]]
+    assert [h["http_config"] for h in hooks] == [{"tls_config": {"ca_file": str(tmp_path / "ca.crt")}}] * 2
+    assert "&id" not in text and "*id" not in text
+    checked = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    _, _, exc = run("rules", "export-alertmanager", "--routes", str(routes), "--webhook-url", "http://noc.example/h",
+                    "--webhook-ca-file", "/etc/ca.crt")  # fmt: skip
+    assert isinstance(exc, UserError) and "needs an https:// webhook URL" in str(exc)
     monkeypatch.setenv("HDC_X", "mailto://127.0.0.1:25?from=noc@example.org&to=oncall@example.org")
     assert "1 routes OK" in run("rules", "check", "--routes", str(routes), "--resolve")[1]
     monkeypatch.setenv("HDC_X", "nonsense")

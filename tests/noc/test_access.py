@@ -81,9 +81,24 @@ def test_operators_cli_add_update_list_remove(tmp_path: Path) -> None:
     assert [o.name for o in load_operators(file).operators] == ["amel"]
 
 
+def test_operators_cli_hash_and_verify() -> None:
+    """`hash` prints only the hash (for a vault); `--verify` answers by exit code, printing nothing."""
+    made = runner.invoke(app, ["monitor", "operators", "hash", "--password-stdin"], input="vault-kept-password\n")
+    assert made.exit_code == 0, made.output
+    stored = made.output.strip()
+    assert made.output == stored + "\n" and verify_password("vault-kept-password", stored)
+    cmd = ["monitor", "operators", "hash", "--password-stdin", "--verify", stored]
+    same = runner.invoke(app, cmd, input="vault-kept-password\n")
+    assert (same.exit_code, same.output) == (0, "")
+    other = runner.invoke(app, cmd, input="another-password-12\n")
+    assert (other.exit_code, other.output) == (1, "")
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
+        (["hash"], "short\n", "password: at least 12 characters"),
+        (["hash", "--verify", "scrypt$1$2"], "long-enough-password\n", "--verify: not a password hash"),
         (["add", "x y"], "long-enough-password\n", "'x y': name: String should match pattern"),
         (["add", "bob"], "short\n", "password: at least 12 characters"),
         (["add", "bob", "--role", "king"], "long-enough-password\n", "'king' is not one of"),
@@ -97,6 +112,8 @@ def test_operators_cli_errors(tmp_path: Path, args: list[str], stdin: str, messa
     cmd = [sys.executable, "-m", "hdc.cli", "monitor", "operators", *args, "--password-stdin", "--file", str(file)]
     if args[0] == "remove":
         cmd.remove("--password-stdin")
+    if args[0] == "hash":
+        cmd = cmd[:-2]  # no operators file involved
     done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
