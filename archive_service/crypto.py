@@ -196,7 +196,7 @@ class ChunkCipher:
     def _aad(self, counter: int, final: bool) -> bytes:
         return self.binding + struct.pack(">IB", counter, 1 if final else 0)
 
-    def seal(self, counter: int, data: bytes, final: bool) -> bytes:
+    def seal(self, counter: int, data: bytes | memoryview, final: bool) -> bytes:
         if counter >= META_COUNTER:
             raise ValueError("record too large for this chunk size")
         return self._aead.encrypt(self._nonce(counter), data, self._aad(counter, final))

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
+import google_crc32c
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -39,21 +40,33 @@ def plaintext_size(object_size: int, header_len: int, chunk_size: int) -> int:
     return body - TAG * chunks
 
 
+class Sealed(NamedTuple):
+    """One part as it goes to the store: the header (part 1) and each chunk's ciphertext, never
+    copied into one buffer (the store client sends the pieces in turn)."""
+
+    pieces: list[bytes]
+    size: int
+    crc32c: int  # of the whole part, computed while sealing: the store checks it on a PutObject (s3put)
+
+
 def seal_part(
-    cipher: ChunkCipher, data: bytes | memoryview, first_counter: int, chunk_size: int, last: bool, head: bytes = b""
-) -> bytearray:
-    """Encrypt one part's chunks into one buffer (after `head`); only the record's very last chunk is final."""
+    cipher: ChunkCipher,
+    data: bytes | memoryview,
+    first_counter: int,
+    chunk_size: int,
+    last: bool,
+    head: bytes = b"",
+) -> Sealed:
+    """Encrypt one part's chunks (after `head`); only the record's very last chunk is final."""
     view = memoryview(data)
     n = chunk_count(len(data), chunk_size)
-    out = bytearray(len(head) + len(data) + TAG * n)
-    out[: len(head)] = head
-    dst = memoryview(out)
-    pos = len(head)
+    pieces = [head] if head else []
+    crc = google_crc32c.value(head)
     for i in range(n):
-        piece = view[i * chunk_size : (i + 1) * chunk_size]
-        cipher.seal_into(first_counter + i, piece, last and i == n - 1, dst[pos : pos + len(piece) + TAG])
-        pos += len(piece) + TAG
-    return out
+        sealed = cipher.seal(first_counter + i, view[i * chunk_size : (i + 1) * chunk_size], last and i == n - 1)
+        crc = google_crc32c.extend(crc, sealed)
+        pieces.append(sealed)
+    return Sealed(pieces, sum(len(p) for p in pieces), crc)
 
 
 class Pending(NamedTuple):
@@ -272,7 +285,7 @@ def _store_small(
         drop_pending(archive, record_id, version)
         raise
     # From here on the object may exist: a failure leaves the pending row to the reconciler.
-    written = archive.store.put(archive.store.records, key, sealed, retain)
+    written = archive.store.put(archive.store.records, key, sealed.pieces, retain, crc32c=sealed.crc32c)
     earlier = commit_version(
         archive,
         record_id,
@@ -385,10 +398,11 @@ async def ingest(
         assert started is not None
         pending, upload_id = started
         head = pending.envelope.to_header() if number == 1 else b""
-        sealed = seal_part(
-            pending.cipher, box.pop(), first_counter, chunk, last, head
-        )  # plaintext freed before sending
-        return archive.store.upload_part(object_key(pending.record_id, pending.version), upload_id, number, sealed)
+        # The plaintext leaves the box here, so it is freed once sealed, before the part is sent.
+        sealed = seal_part(pending.cipher, box.pop(), first_counter, chunk, last, head)
+        return archive.store.upload_part(
+            object_key(pending.record_id, pending.version), upload_id, number, sealed.pieces
+        )
 
     async def submit(box: list[bytes | memoryview], last: bool) -> None:
         """Hand one part's plaintext (in a box the worker empties, so it is freed once sealed) to a worker."""

@@ -24,7 +24,7 @@ from minio.retention import Retention
 from minio.sse import SseS3
 from minio.sseconfig import Rule, SSEConfig
 
-from .s3put import FastPut, PutFailed
+from .s3put import BodyCorrupted, FastPut, PutFailed
 from .settings import ArchiveSettings
 
 
@@ -52,6 +52,14 @@ def _mapped(what: str) -> Iterator[None]:
         if isinstance(exc, S3Error):
             raise
         raise StoreUnavailable(f"store unreachable during {what}: {type(exc).__name__}") from exc
+
+
+Body = bytes | bytearray | list[bytes]  # a payload, or its pieces in order
+
+
+def _joined(data: Body) -> bytes | bytearray:
+    """One buffer for the SDK (the fast path sends pieces as they are)."""
+    return b"".join(data) if isinstance(data, list) else data
 
 
 @dataclass(frozen=True)
@@ -87,14 +95,17 @@ class ObjectStore:
         self,
         bucket: str,
         key: str,
-        data: bytes | bytearray,
+        data: Body,
         headers: dict[str, str],
         query: dict[str, str] | None = None,
+        crc32c: int | None = None,
     ) -> Written | None:
         """The PUT on the fast path (s3put); None when it did not succeed and the SDK must repeat it."""
         try:
             region = self.client._get_region(bucket)  # cached by the SDK after the first call per bucket
-            res = self.fast.put(bucket, key, data, headers, region, query)
+            res = self.fast.put(bucket, key, data, headers, region, query, crc32c)
+        except BodyCorrupted as exc:
+            raise StoreUnavailable(f"{exc}: corrupted on the way, nothing stored; retry") from exc
         except (PutFailed, S3Error, MinioException, urllib3.exceptions.HTTPError, OSError):
             return None
         return Written(res.version_id, res.etag)
@@ -139,31 +150,34 @@ class ObjectStore:
         self,
         bucket: str,
         key: str,
-        data: bytes | bytearray,
+        data: Body,
         retain_until: datetime,
         content_type: str = "application/octet-stream",
+        crc32c: int | None = None,
     ) -> Written:
+        """PutObject with retention; `data` may come in pieces, `crc32c` of it all when the caller
+        has it (see s3put)."""
         headers = {k: str(v) for k, v in self._headers(retain_until).items()}
         headers["Content-Type"] = content_type
-        fast = self._fast_put(bucket, key, data, headers)
+        fast = self._fast_put(bucket, key, data, headers, crc32c=crc32c)
         if fast is not None:
             return fast
         with _mapped(f"PUT {key}"):
             # One PutObject with the bytes as they are: put_object would copy them through a
             # stream first (data is at most one part here, never split).
-            res = self.client._put_object(bucket, key, data, headers)  # type: ignore[arg-type]  # bytes-like is fine
+            res = self.client._put_object(bucket, key, _joined(data), headers)  # type: ignore[arg-type]  # bytes-like is fine
         return Written(res.version_id or "", res.etag or "")
 
     def create_upload(self, key: str, retain_until: datetime) -> str:
         with _mapped(f"create multipart upload {key}"):
             return self.client._create_multipart_upload(self.records, key, dict(self._headers(retain_until)))
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: Body) -> str:
         fast = self._fast_put(self.records, key, data, {}, {"partNumber": str(number), "uploadId": upload_id})
         if fast is not None:
             return fast.etag
         with _mapped(f"upload part {number} of {key}"):
-            return self.client._upload_part(self.records, key, data, None, upload_id, number)  # type: ignore[arg-type]  # bytes-like is fine
+            return self.client._upload_part(self.records, key, _joined(data), None, upload_id, number)  # type: ignore[arg-type]  # bytes-like is fine
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> Written:
         with _mapped(f"complete upload {key}"):

@@ -217,7 +217,7 @@ def test_reconciler_commits_an_object_completed_before_the_crash(settings: Archi
         archive.store.put(
             archive.store.records,
             object_key(rid, version),
-            env.to_header() + seal_part(cipher, data, 0, settings.chunk_size, True),
+            b"".join(seal_part(cipher, data, 0, settings.chunk_size, True, env.to_header()).pieces),
             retain,
         )
         with archive.engine.begin() as conn:  # the crashed process's row: owned by a dead instance, old enough

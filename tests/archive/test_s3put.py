@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import google_crc32c
 import pytest
 from minio.credentials import Credentials
 from minio.error import S3Error
@@ -102,6 +103,20 @@ def check_fast_path(settings: ArchiveSettings) -> None:
         assert sdk.calls == 1
         store.put(store.records, "records/after-close/v000002", b"and again", until)
         assert sdk.calls == 1
+
+        # Pieces go out in turn, with the CRC32C the caller computed while producing them.
+        pieces = [os.urandom(1000), os.urandom(70_000), b"", os.urandom(3)]
+        crc = 0
+        for p in pieces:
+            crc = google_crc32c.extend(crc, p)
+        written = store.put(store.records, "records/pieces/v000001", pieces, until, crc32c=crc)
+        assert store.read_all(store.records, "records/pieces/v000001", written.version_id) == b"".join(pieces)
+        assert sdk.calls == 1
+
+        # A body that no longer matches its checksum is refused by the store and not repeated.
+        with pytest.raises(StoreUnavailable, match="corrupted on the way"):
+            store.put(store.records, "records/corrupt/v000001", pieces, until, crc32c=crc ^ 1)
+        assert sdk.calls == 1 and store.head(store.records, "records/corrupt/v000001") is None
 
         # Errors come from the SDK, as before: a missing bucket is its S3Error.
         with pytest.raises(S3Error) as err:
