@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -207,33 +206,6 @@ def ingest_pair(
     return statistics.median(ours), statistics.median(anchor), per_object
 
 
-def _pin(pid: int, cpus: str) -> None:
-    """Every thread of `pid` (Go and Python start theirs early) onto `cpus`."""
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def separate_cpus(store_pid: int, server_pid: int) -> Iterator[bool]:
-    """The store on one CPU, the service and the clients on another — as when the store runs on its
-    own hosts (production) and the service cannot take CPU from it. Yields False, pinning nothing,
-    on a machine with fewer than two CPUs."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        yield False
-        return
-    everything = ",".join(str(c) for c in cpus)
-    before = os.sched_getaffinity(0)
-    _pin(store_pid, str(cpus[0]))
-    _pin(server_pid, str(cpus[1]))
-    os.sched_setaffinity(0, {cpus[1]})  # this thread; the client threads started later inherit it
-    try:
-        yield True
-    finally:
-        os.sched_setaffinity(0, before)
-        _pin(server_pid, everything)
-        _pin(store_pid, everything)
-
-
 def cpu_note(label: str, cpu: dict[str, dict[str, float]]) -> str:
     a, d = cpu["api"], cpu["direct"]
     return (
@@ -344,21 +316,6 @@ def main() -> None:
                     ours / anchor >= 0.8,
                 )
             )
-            with separate_cpus(store.process.pid, server.proc.pid) as pinned:
-                if pinned:
-                    ours, anchor, cpu = ingest_pair(server, direct, bucket, MiB, n1, 3, store.process.pid)
-                    notes.append(cpu_note("1 MiB, store and service on separate CPUs", cpu))
-                    result.update(ingest_ratio_1mib_separate_cpus=ours / anchor)
-                    rows.append(
-                        Row(
-                            "ingest 1 MiB, store on its own CPU",
-                            f"{ours:.1f} MB/s",
-                            f"{anchor:.1f} MB/s",
-                            f"{ours / anchor:.2f}",
-                            "- (as on separate hosts)",
-                            None,
-                        )
-                    )
             big = 32 * MiB if args.quick else 256 * MiB
             ours, anchor, cpu = ingest_pair(server, direct, bucket, big, 1, 3, store.process.pid)
             notes.append(cpu_note(f"{big // MiB} MiB", cpu))
