@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import catalogdb as db
 from .auth import TokenVerifier
-from .crypto import KeyError_
+from .crypto import KeyError_, seal_text
 from .memory import tune_allocator
 from .models import Health
 from .routers import admin, audit, disposition, holds, records, search, versions
@@ -94,6 +94,7 @@ class AuditMiddleware:
                 if status < 500
                 else "error"
             )
+            private: dict[str, str] = ctx.get("private") or {}
             entry = archive.audit.append(
                 request_id=ctx.get("request_id") or uuid.uuid4().hex,
                 actor=ctx.get("actor"),
@@ -105,7 +106,7 @@ class AuditMiddleware:
                 outcome=outcome,
                 record_id=ctx.get("record_id"),
                 reason=ctx.get("reason"),
-                justification=ctx.get("justification"),
+                sealed=seal_text(archive.audit_text_key, private) if private else None,
                 flagged=bool(ctx.get("flagged")),
                 client=(scope.get("client") or ("", 0))[0],
             )
@@ -119,7 +120,7 @@ class AuditMiddleware:
                             facility=entry["facility"],
                             record_id=entry["record_id"],
                             path=path,
-                            justification=entry["justification"] or "",
+                            justification=private.get("justification", ""),
                         )
                     )
 

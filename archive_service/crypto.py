@@ -292,3 +292,34 @@ def chunk_count(size: int, chunk_size: int) -> int:
 
 def ciphertext_size(size: int, chunk_size: int) -> int:
     return size + TAG * chunk_count(size, chunk_size)
+
+
+# --- free text in audit entries
+
+
+def audit_text_key(index_key: bytes) -> bytes:
+    """The key that seals the free text of audit entries (break-glass justifications, correction
+    reasons): derived from the index key, which every reader of the trail already holds (service,
+    rebuild) and which is never rotated — a KEK rotation must not strand old entries."""
+    return hmac.new(index_key, b"hdc/audit-text/v1", hashlib.sha256).digest()
+
+
+def seal_text(key: bytes, fields: dict[str, str]) -> str:
+    """`v1:` + base64(nonce ‖ AES-GCM of the JSON fields): readable with the keyring only."""
+    nonce = os.urandom(12)
+    body = AESGCM(key).encrypt(nonce, json.dumps(fields, ensure_ascii=False).encode(), b"hdc-audit-text")
+    return "v1:" + base64.b64encode(nonce + body).decode()
+
+
+def open_text(key: bytes, sealed: str) -> dict[str, str]:
+    """The fields sealed by `seal_text`; ValueError if it was not sealed with this key."""
+    if not sealed.startswith("v1:"):
+        raise ValueError("not sealed audit text (expected v1:…)")
+    try:
+        raw = base64.b64decode(sealed[3:], validate=True)
+        data = json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], b"hdc-audit-text"))
+    except Exception as exc:  # binascii, InvalidTag, JSON: one answer for all
+        raise ValueError(f"sealed audit text does not open with this keyring ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError("sealed audit text is not an object")
+    return {str(k): str(v) for k, v in data.items()}

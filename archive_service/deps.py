@@ -26,6 +26,13 @@ def audit_ctx(request: Request) -> dict[str, Any]:
     return ctx
 
 
+def audit_private(request: Request, **fields: str) -> None:
+    """Free text for the audit entry that store administrators must not read (a break-glass
+    justification, a correction reason): the audit middleware seals it with the keyring, and
+    keeps a break-glass justification readable for auditors in the catalog's flags table."""
+    audit_ctx(request).setdefault("private", {}).update(fields)
+
+
 async def get_archive(request: Request) -> Archive:
     archive: Archive = request.app.state.archive
     return archive
@@ -86,7 +93,8 @@ def check_record_access(request: Request, who: Principal, record: Any, content: 
             return
         justification = (request.headers.get(JUSTIFICATION_HEADER) or "").strip()
         if record.record_class == "medical" and len(justification) >= 10:
-            ctx.update(flagged=True, justification=justification[:1000])
+            ctx["flagged"] = True
+            audit_private(request, justification=justification[:1000])
             return
         if record.record_class == "medical":
             ctx["reason"] = "medical record of another facility without justification"

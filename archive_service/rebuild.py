@@ -30,7 +30,7 @@ from hdc.errors import UserError
 
 from . import catalogdb as db
 from .audit import AuditLog
-from .crypto import patient_index
+from .crypto import audit_text_key, patient_index
 from .ingest import plaintext_size
 from .rebuild_scan import (
     AuditFacts,
@@ -589,7 +589,7 @@ def rebuild_catalog(
             if resumed:
                 report.notes.append("resuming an unfinished rebuild of this store")
         try:
-            facts = read_audit(store)
+            facts = read_audit(store, audit_text_key(keys.index_key))
             certs, cert_skips = read_certificates(store)
             instance = _instance_id(settings)
             planner = Planner(certs, facts, keys.index_key, instance, report)

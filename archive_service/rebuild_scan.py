@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from minio.error import S3Error
 from pydantic import ValidationError
 
-from .crypto import ChunkCipher, Envelope, KeyError_, KeyProvider, binding
+from .crypto import ChunkCipher, Envelope, KeyError_, KeyProvider, binding, open_text
 from .models import RecordMetadata
 from .store import ObjectStore, StoreRefused, StoreUnavailable, _mapped
 
@@ -401,6 +401,7 @@ _KEEP = (
     "method",
     "reason",
     "justification",
+    "sealed",
     "flagged",
 )
 
@@ -415,8 +416,23 @@ def _relevant(path: str) -> bool:
     )
 
 
-def read_audit(store: ObjectStore) -> AuditFacts:
-    """Collect, from the audit trail, the facts the catalog needs and the store does not hold."""
+def _private(e: dict[str, Any], text_key: bytes, where: str, problems: list[str]) -> dict[str, str]:
+    """An entry's sealed free text (justification, correction reason); older entries kept it in clear."""
+    clear = {"justification": str(e["justification"])} if e.get("justification") else {}
+    if not e.get("sealed"):
+        return clear
+    try:
+        return {**clear, **open_text(text_key, str(e["sealed"]))}
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return clear
+
+
+def read_audit(store: ObjectStore, text_key: bytes) -> AuditFacts:
+    """Collect, from the audit trail, the facts the catalog needs and the store does not hold.
+
+    `text_key` opens the entries' sealed free text (crypto.audit_text_key of the keyring).
+    """
     facts = AuditFacts()
     entries: list[tuple[str, str, dict[str, Any]]] = []
     last_key = ""
@@ -439,14 +455,16 @@ def read_audit(store: ObjectStore) -> AuditFacts:
     for ts, key, e in entries:
         path, actor, rid = str(e.get("path", "")), str(e.get("actor") or ""), e.get("record_id")
         where = f"{key} entry {e.get('seq')}"
+        private = _private(e, text_key, where, facts.problems) if e.get("sealed") or e.get("flagged") else {}
         if e.get("flagged"):
-            facts.flags.append(e)
+            facts.flags.append({**e, "justification": private.get("justification", "")})
         if e.get("method") != "POST":
             continue
         if path == "/records" and e.get("status") == 201 and rid:
             facts.ingests.setdefault(str(rid), (ts, actor, where))
         elif (m := CORRECTION_PATH.match(path)) and e.get("status") == 201:
-            facts.corrections.setdefault(m.group(1), []).append((ts, str(e.get("reason") or ""), actor))
+            reason = private.get("correction_reason") if e.get("sealed") else str(e.get("reason") or "")
+            facts.corrections.setdefault(m.group(1), []).append((ts, reason or "", actor))
         elif (m := HOLD_PATH.match(path)) and e.get("status") == 200:
             action = "release" if m.group(2) else "place"
             facts.holds.setdefault(m.group(1), []).append((ts, action, str(e.get("reason") or ""), actor))

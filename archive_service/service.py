@@ -18,7 +18,7 @@ from inventory.loader import CatalogError, load_catalog
 
 from . import catalogdb as db
 from .audit import AuditLog
-from .crypto import KeyProvider, LocalKeyring
+from .crypto import KeyProvider, LocalKeyring, audit_text_key
 from .settings import ArchiveSettings, add_duration, parse_duration
 from .store import ObjectStore
 
@@ -119,6 +119,11 @@ class Archive:
     @property
     def provider(self) -> KeyProvider:
         return self.keys
+
+    @property
+    def audit_text_key(self) -> bytes:
+        """Seals the free text of audit entries (crypto.seal_text)."""
+        return audit_text_key(self.keys.index_key)
 
     # --- retention arithmetic
     def retain_until_for(self, record_class: str, subclass: str, document_date: date) -> datetime:

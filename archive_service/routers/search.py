@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from .. import catalogdb as db
 from ..auth import Role
 from ..crypto import patient_index
-from ..deps import JUSTIFICATION_HEADER, ArchiveDep, CurrentUser, audit_ctx
+from ..deps import JUSTIFICATION_HEADER, ArchiveDep, CurrentUser, audit_ctx, audit_private
 from ..models import SearchOut, SearchQuery
 from .convert import record_out
 from .records import ERRORS
@@ -24,7 +24,8 @@ def search(query: SearchQuery, request: Request, archive: ArchiveDep, who: Curre
         justification = (request.headers.get(JUSTIFICATION_HEADER) or "").strip()
         own = who.facility or ""
         if query.patient_id and len(justification) >= 10:
-            ctx.update(flagged=True, justification=justification[:1000])  # break-glass patient search
+            ctx["flagged"] = True  # break-glass patient search
+            audit_private(request, justification=justification[:1000])
         elif query.facility and query.facility != own:
             ctx["reason"] = "search outside own facility without justification"
             raise HTTPException(

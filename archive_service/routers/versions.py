@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import catalogdb as db
 from ..auth import Role
-from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, require
+from ..deps import ArchiveDep, CurrentUser, audit_ctx, audit_private, check_record_access, require
 from ..ingest import ingest
 from ..models import IngestOut, VersionOut
 from .convert import current_record, version_out
@@ -53,7 +53,8 @@ async def correct_record(
     content_type: Annotated[str, Header()] = "application/octet-stream",
     content_length: Annotated[int | None, Header()] = None,
 ) -> IngestOut:
-    audit_ctx(request).update(record_id=record_id, reason=x_correction_reason)
+    audit_ctx(request)["record_id"] = record_id
+    audit_private(request, correction_reason=x_correction_reason)
     meta = parse_metadata(x_archive_metadata, archive)
     sha = check_sha(x_content_sha256)
     body = await stream_in(request, archive, content_length)

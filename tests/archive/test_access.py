@@ -6,9 +6,11 @@ import json
 import time
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive_service.auth import mint_token
+from archive_service.crypto import open_text
 
 from .conftest import Api, administrative, medical
 
@@ -114,6 +116,28 @@ def test_break_glass_is_allowed_recorded_and_flagged(api: Api) -> None:
     assert any(f["record_id"] == med and f["path"].endswith("/content") for f in mine)
     chain = [e for e in _entries(api) if e["actor"] == "dr-er" and e["flagged"]]
     assert len(chain) == 2
+    # The trail lives in the store, where store administrators can read it: the justification
+    # is sealed there (the keyring opens it), and kept readable for auditors in the catalog.
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    assert all("unconscious" not in json.dumps(e) for e in chain)
+    assert [open_text(archive.audit_text_key, e["sealed"]) for e in chain] == [
+        {"justification": "patient unconscious in emergency room"}
+    ] * 2
+
+
+def test_correction_reason_is_sealed_in_the_trail(api: Api) -> None:
+    rid = api.ingest(b"v1", medical(patient_id="PAT-CR-1")).json()["record_id"]
+    r = api.ingest(b"v2", medical(patient_id="PAT-CR-1"), record_id=rid, reason="dosage of insulin was wrong")
+    assert r.status_code == 201, r.text
+    entry = [e for e in _entries(api) if e["path"] == f"/records/{rid}/versions" and e["status"] == 201][-1]
+    assert "insulin" not in json.dumps(entry) and entry["reason"] is None
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    assert open_text(archive.audit_text_key, entry["sealed"]) == {"correction_reason": "dosage of insulin was wrong"}
+    hist = api.client.get(f"/records/{rid}/versions", headers=api.token("auditor", sub="aud")).json()
+    assert hist[1]["correction_reason"] == "dosage of insulin was wrong"  # the catalog keeps it for auditors
+    # a foreign keyring does not open it
+    with pytest.raises(ValueError, match="does not open"):
+        open_text(b"k" * 32, entry["sealed"])
 
 
 def test_docs_and_health(api: Api) -> None:
