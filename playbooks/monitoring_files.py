@@ -7,6 +7,7 @@ prometheus and alertmanager roles copy the rendered files to the monitoring host
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -22,8 +23,14 @@ def render_monitoring_files(
     webhook_url: str,
     rules_path: str | Path | None = None,
     notify_path: str | Path | None = None,
+    webhook_auth: tuple[str, str] | None = None,
+    webhook_ca_file: str | None = None,
 ) -> dict[str, str]:
-    """Write `hdc-links.rules.yml` and `alertmanager.yml` into `target`; return the variables naming them."""
+    """Write `hdc-links.rules.yml` and `alertmanager.yml` into `target`; return the variables naming them.
+
+    `webhook_auth`: (the monitor's webhook operator, its password file on the Alertmanager hosts);
+    `webhook_ca_file`: the CA file there that signed the monitor's HTTPS certificate.
+    """
     from monitor.alerting.promexport import alertmanager_config, dump, prometheus_rules
     from monitor.notify.config import load_notify_config
     from monitor.rules.loader import load_rules
@@ -39,7 +46,13 @@ def render_monitoring_files(
     rules_file = target / "hdc-links.rules.yml"
     rules_file.write_text(dump(prometheus_rules(rules, cat, noc_url)), encoding="utf-8")
     am_file = target / "alertmanager.yml"
-    am_file.write_text(
-        yaml.safe_dump(alertmanager_config(rules, notify, webhook_url), sort_keys=False), encoding="utf-8"
-    )
+    config = alertmanager_config(rules, notify, webhook_url, webhook_auth)
+    for receiver in config.get("receivers", []):
+        hooks = [copy.deepcopy(hook) for hook in receiver.get("webhook_configs", [])]  # no YAML aliases
+        if webhook_ca_file:
+            for hook in hooks:
+                hook.setdefault("http_config", {})["tls_config"] = {"ca_file": webhook_ca_file}
+        if hooks:
+            receiver["webhook_configs"] = hooks
+    am_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return {"hdc_prometheus_rule_files": str(rules_file), "hdc_alertmanager_config_file": str(am_file)}

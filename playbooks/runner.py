@@ -30,8 +30,20 @@ from .catalog_vars import derived_group_vars, derived_host_vars
 from .monitoring_files import render_monitoring_files
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent
-# The monitor role's default `hdc_monitor_port` (its exporter, NOC page and webhook receiver).
-MONITOR_PORT = 9105
+FALSE_WORDS = frozenset({"false", "no", "off", "0", "n", "f"})
+
+
+def role_default(role: str, name: str) -> Any:
+    """A role's documented default (its defaults/main.yml): one place for values both sides use."""
+    defaults = yaml.safe_load((PLAYBOOKS_DIR / "roles" / role / "defaults/main.yml").read_text(encoding="utf-8"))
+    return defaults[name]
+
+
+def _flag(value: Any) -> bool:
+    """An Ansible boolean given as an extra variable (`-e hdc_monitor_tls=false` arrives as a string)."""
+    return value if isinstance(value, bool) else str(value).strip().lower() not in FALSE_WORDS
+
+
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -153,9 +165,34 @@ def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] |
     extravars = extravars or {}
     monitors = [inv.addresses()[h] for h in sorted(inv.data["all"]["children"].get("monitor", {}).get("hosts") or {})]
     # `hdc monitor run --listen ADDR:PORT` serves the NOC page, the runbooks and Alertmanager's
-    # webhook receiver (POST /api/alertmanager/webhook) on the exporter's port (monitor role).
-    port = int(extravars.get("hdc_monitor_port", MONITOR_PORT))
-    noc = str(extravars.get("hdc_noc_url", f"http://{monitors[0]}:{port}" if monitors else f"http://localhost:{port}"))
+    # webhook receiver (POST /api/alertmanager/webhook) on the exporter's port (monitor role),
+    # over HTTPS with the internal CA's certificate unless hdc_monitor_tls is false.
+    port = int(extravars.get("hdc_monitor_port", role_default("monitor", "hdc_monitor_port")))
+    scheme = "https" if _flag(extravars.get("hdc_monitor_tls", role_default("monitor", "hdc_monitor_tls"))) else "http"
+    where = monitors[0] if monitors else "localhost"
+    noc = str(extravars.get("hdc_noc_url", f"{scheme}://{where}:{port}"))
+    # Alertmanager logs in as the monitor's webhook operator (alertmanager role: the password
+    # file) and trusts the internal CA (the file the same role copies from hdc_pki_dir).
+    auth = None
+    if extravars.get("hdc_alertmanager_webhook_password"):
+        auth = (
+            str(
+                extravars.get(
+                    "hdc_alertmanager_webhook_user", role_default("alertmanager", "hdc_alertmanager_webhook_user")
+                )
+            ),
+            str(
+                extravars.get(
+                    "hdc_alertmanager_webhook_password_file",
+                    role_default("alertmanager", "hdc_alertmanager_webhook_password_file"),
+                )
+            ),
+        )
+    ca_file = None
+    if extravars.get("hdc_pki_dir"):
+        ca_file = str(
+            extravars.get("hdc_alertmanager_ca_file", role_default("alertmanager", "hdc_alertmanager_ca_file"))
+        )
     files = render_monitoring_files(
         inv.catalog,
         target.parent / "files",
@@ -163,6 +200,8 @@ def write_inventory(inv: Inventory, target: Path, extravars: Mapping[str, Any] |
         webhook_url=str(extravars.get("hdc_alertmanager_webhook_url", f"{noc.rstrip('/')}/api/alertmanager/webhook")),
         rules_path=extravars.get("hdc_monitor_rules_file"),
         notify_path=extravars.get("hdc_monitor_notify_file"),
+        webhook_auth=auth,
+        webhook_ca_file=ca_file,
     )
     derived = {
         "all": {

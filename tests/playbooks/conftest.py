@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,8 @@ from inventory.loader import load_catalog, resolve_path
 from inventory.secrets import ensure_secrets
 from playbooks.runner import Inventory, RunResult, inventory_from_catalog, run_playbook
 
-from .hosts import Lab, hosts_available, lab
-from .wheelhouse import REPO, ensure_wheelhouse
+from .hosts import Lab, ensure_rootfs, hosts_available, lab
+from .wheelhouse import REPO, ensure_wheelhouse, ensure_wheelhouse_cache
 
 # The lab catalog's hosts started for real: one of each role and a three-node object store.
 TEST_HOSTS = (
@@ -44,6 +46,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("hosts"):
             item.add_marker(pytest.mark.skip(reason=f"throw-away hosts unavailable: {SKIP_REASON}"))
+
+
+# The host image and the wheelhouse take minutes to build on a fresh machine and the tests that
+# run first (lint, the driver) need neither: both builds start as soon as the host tests are
+# collected. The fixtures call the same functions, which wait on the builds' file locks and
+# raise their errors themselves if a build failed here.
+_EARLY_BUILDS: list[threading.Thread] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if SKIP_REASON is not None or not any(item.get_closest_marker("hosts") for item in session.items):
+        return
+    for build in (ensure_rootfs, ensure_wheelhouse_cache):
+        thread = threading.Thread(target=_build_quietly, args=(build,), name=f"early-{build.__name__}", daemon=True)
+        thread.start()
+        _EARLY_BUILDS.append(thread)
+
+
+def _build_quietly(build: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):  # reported by the fixture that needs it
+        build()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Never leave a build running behind the session (e.g. after a lint failure with -x)."""
+    for thread in _EARLY_BUILDS:
+        thread.join()
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +118,18 @@ def inventory(hosts: Lab, lab_catalog_dir: Path) -> Inventory:
 
 
 @pytest.fixture(scope="session")
-def test_vars(wheelhouse: Path, lab_catalog: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def noc_login() -> dict[str, str]:
+    """An operator of the NOC page: the role gets only the hash (as from `hdc monitor operators add`)."""
+    from monitor.noc.access import hash_password
+
+    password = secrets.token_urlsafe(15)
+    return {"name": "noc-oncall", "password": password, "hash": hash_password(password)}
+
+
+@pytest.fixture(scope="session")
+def test_vars(
+    wheelhouse: Path, lab_catalog: Any, noc_login: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """Variables that differ from production: no apt mirror reachable, wheels from the local wheelhouse."""
     from .pki import make_pki
 
@@ -120,6 +160,8 @@ def test_vars(wheelhouse: Path, lab_catalog: Any, tmp_path_factory: pytest.TempP
         "hdc_archive_db_password": secrets.token_urlsafe(18),
         "hdc_archive_kek": base64.b64encode(os.urandom(32)).decode(),
         "hdc_archive_index_key": base64.b64encode(os.urandom(32)).decode(),
+        "hdc_monitor_operators": [{"name": noc_login["name"], "role": "operator", "password": noc_login["hash"]}],
+        "hdc_alertmanager_webhook_password": secrets.token_urlsafe(18),
     }
 
 

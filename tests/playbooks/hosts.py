@@ -9,8 +9,9 @@ Layout (nothing listens outside the network namespaces created here):
 - `systemd-nspawn -b` on a per-host overlay of the cached rootfs: real systemd, so services
   really start, and every host starts fresh.
 
-The rootfs holds every Debian package the roles install, so a converge needs no network; it is
-cached under /var/cache/hdc-test-rootfs/<hash of the package list> and built on first use.
+The rootfs is a bare Debian (BOOTSTRAP_PACKAGES) whose apt cache holds the .deb files of every
+package the roles install (ROLE_PACKAGES): the first converge installs them for real, without a
+network. It is cached under /var/cache/hdc-test-rootfs/<hash of both lists>, built on first use.
 """
 
 from __future__ import annotations
@@ -32,35 +33,37 @@ from hdc.procs import ManagedProcess, wait_until
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-# Everything the roles declare with ansible.builtin.apt, installed at debootstrap time.
-ROOTFS_PACKAGES = tuple(
-    sorted(
-        [
-            "openssh-server",
-            "python3",
-            "python3-apt",
-            "python3-venv",
-            "python3-packaging",
-            "iproute2",
-            "sudo",
-            "systemd-sysv",
-            "dbus",
-            "nftables",
-            "auditd",
-            "chrony",
-            "unattended-upgrades",
-            "logrotate",
-            "ca-certificates",
-            "prometheus-node-exporter",
-            "postgresql-15",
-            "postgresql-client-15",
-            "prometheus",
-            "prometheus-alertmanager",
-            "procps",
-            "less",
-            "gzip",
-        ]
-    )
+# Installed in the image: what a freshly provisioned Debian machine has before any role ran
+# (sshd, Python and python3-apt for Ansible's apt module, systemd to boot, the usual tools).
+BOOTSTRAP_PACKAGES = (
+    "ca-certificates",
+    "dbus",
+    "gzip",
+    "iproute2",
+    "less",
+    "openssh-server",
+    "procps",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "systemd-sysv",
+)
+# Everything the roles install with ansible.builtin.apt: only *downloaded* into the image's apt
+# cache (with dependencies and recommends), so the first converge really installs them (dpkg,
+# maintainer scripts, services enabled by their packages) on hosts that have no route to a mirror.
+ROLE_PACKAGES = (
+    "auditd",
+    "chrony",
+    "logrotate",
+    "nftables",
+    "postgresql-15",
+    "postgresql-client-15",
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "python3-packaging",
+    "python3-venv",
+    "unattended-upgrades",
 )
 CACHE_ROOT = Path(os.environ.get("HDC_TEST_ROOTFS_CACHE", "/var/cache/hdc-test-rootfs"))
 READY_MARK = ".hdc-rootfs-ready"
@@ -98,17 +101,26 @@ def own_cgroup_dirs() -> list[Path]:
     return dirs
 
 
-def remove_cgroup(top: Path) -> None:
-    """rmdir a cgroup and everything a container's systemd left below it, deepest first."""
-    if not top.is_dir():
-        return
-    for dirpath, _dirs, _files in os.walk(top, topdown=False):
-        with contextlib.suppress(OSError):
-            os.rmdir(dirpath)
+def remove_cgroup(top: Path, timeout: float = 10) -> None:
+    """rmdir a cgroup and everything a container's systemd left below it, deepest first.
+
+    Retried for a while: the processes of a killed container take a moment to leave (rmdir
+    fails with EBUSY until then).
+    """
+    deadline = time.monotonic() + timeout
+    while top.is_dir():
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+        if time.monotonic() > deadline:
+            return
+        if top.is_dir():
+            time.sleep(0.1)
 
 
 def rootfs_key() -> str:
-    return hashlib.sha256(("bookworm\n" + "\n".join(ROOTFS_PACKAGES)).encode()).hexdigest()[:16]
+    spec = [SUITE, *BOOTSTRAP_PACKAGES, "download-only:", *ROLE_PACKAGES]
+    return hashlib.sha256("\n".join(spec).encode()).hexdigest()[:16]
 
 
 def _debootstrap_done(build: Path) -> bool:
@@ -117,7 +129,7 @@ def _debootstrap_done(build: Path) -> bool:
 
 
 def ensure_rootfs(cache_root: Path = CACHE_ROOT) -> Path:
-    """The cached rootfs for ROOTFS_PACKAGES, built (once, under a lock) if missing."""
+    """The cached image (BOOTSTRAP_PACKAGES installed, ROLE_PACKAGES downloaded), built once under a lock."""
     cache_root.mkdir(parents=True, exist_ok=True)
     final = cache_root / rootfs_key()
     if (final / READY_MARK).exists():
@@ -133,32 +145,36 @@ def ensure_rootfs(cache_root: Path = CACHE_ROOT) -> Path:
                 [
                     "debootstrap",
                     "--variant=minbase",
-                    f"--include={','.join(ROOTFS_PACKAGES)}",
+                    f"--include={','.join(BOOTSTRAP_PACKAGES)}",
                     SUITE,
                     str(build),
                     MIRROR,
                 ],
                 timeout=1800,
             )
+        _download_role_packages(build)
         _finalize(build)
         shutil.rmtree(final, ignore_errors=True)
         build.rename(final)
     return final
 
 
+def _download_role_packages(root: Path) -> None:
+    """The .deb files of ROLE_PACKAGES and their dependencies into the image's apt cache, not installed.
+
+    apt-get runs inside the image (its own package lists and status), so exactly what a host
+    built from it lacks is fetched; the roles then install from that cache without a network.
+    """
+    run(["chroot", str(root), "apt-get", "install", "--download-only", "-y", "-q", *ROLE_PACKAGES], timeout=1800)
+
+
 def _finalize(root: Path) -> None:
-    """Make the image boot as a container: no console getty, no machine-id, no stale apt lists."""
+    """Make the image boot as a container: no console getty, no machine-id."""
     (root / "etc/machine-id").write_text("")
     for unit in ("getty@tty1.service", "console-getty.service"):
         with contextlib.suppress(FileNotFoundError):
             (root / "etc/systemd/system/getty.target.wants" / unit).unlink()
-    # Services enabled by their packages start only when a role asks for them: a fresh host is
-    # a plain Debian install where the role's `enabled: true` is a real change.
-    for name in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "postgresql", "chrony", "auditd"):
-        for wants in (root / "etc/systemd/system").glob("*.wants"):
-            with contextlib.suppress(FileNotFoundError):
-                (wants / f"{name}.service").unlink()
-    (root / READY_MARK).write_text(" ".join(ROOTFS_PACKAGES) + "\n")
+    (root / READY_MARK).write_text(" ".join([*BOOTSTRAP_PACKAGES, "+", *ROLE_PACKAGES]) + "\n")
 
 
 @dataclass
@@ -354,15 +370,20 @@ class Lab:
         }
 
     def close(self) -> None:
+        """Kill every container, then remove its mounts, cgroups, namespaces and files.
+
+        The hosts are throw-away, so no orderly shutdown (it cost ~30 s of stopping services):
+        SIGKILL to a container's init ends every process of its PID namespace, then nspawn exits.
+        """
         procs = [h.proc for h in self.hosts.values() if h.proc is not None and h.proc.alive()]
-        for p in procs:  # signal all first: the containers shut down in parallel
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 25
-        with contextlib.suppress(TimeoutError):
-            wait_until(lambda: not any(p.alive() for p in procs) or time.monotonic() > deadline, 26, "shutdown")
         for p in procs:
-            p.stop(signal.SIGKILL)
+            for init in container_inits(p.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(init, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not any(p.alive() for p in procs), 15, "containers gone")
+        for p in procs:  # nspawn itself, if its container did not go
+            p.stop()
         for h in self.hosts.values():
             run(["umount", "-l", str(h.merged)], check=False)
             for cg in h.cgroups:
@@ -374,6 +395,14 @@ class Lab:
         run(["ip", "netns", "del", self.switch], check=False)
         for h in self.hosts.values():
             shutil.rmtree(h.dir, ignore_errors=True)
+
+
+def container_inits(nspawn_pid: int) -> list[int]:
+    """PID (as seen here) of the container's init: the child of the systemd-nspawn process."""
+    try:
+        return [int(pid) for pid in Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def hosts_available() -> str | None:

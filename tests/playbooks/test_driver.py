@@ -95,6 +95,39 @@ def test_inventory_directory_holds_catalog_vars(lab, tmp_path: Path) -> None:  #
         check_limit(target, "nope")
 
 
+def test_alertmanager_logs_in_to_the_monitor_over_https(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The receivers post to the monitor's HTTPS webhook as its webhook operator, trusting the CA."""
+    inv = inventory_from_catalog(lab, only_hosts={"noc-app-01"})
+    routes = tmp_path / "routes.yml"
+    routes.write_text(
+        "version: 1\nroutes:\n  - {name: oncall, urls: ['file:oncall.url']}\n  - {name: noc, urls: ['file:noc.url']}\n"
+    )
+    extravars = {
+        "hdc_alertmanager_webhook_password": "x" * 16,
+        "hdc_pki_dir": str(tmp_path),
+        "hdc_monitor_notify_file": str(routes),
+    }
+    derived = yaml.safe_load((write_inventory(inv, tmp_path / "a", extravars) / "20-catalog-vars.yml").read_text())
+    text = Path(derived["all"]["vars"]["hdc_alertmanager_config_file"]).read_text()
+    assert "&id" not in text and "*id" not in text  # one block per receiver, no YAML aliases
+    hooks = [h for r in yaml.safe_load(text)["receivers"] for h in r.get("webhook_configs", [])]
+    assert len(hooks) == 2
+    noc = next(h for h in plan_hosts(lab) if h.name == "noc-app-01").address
+    for hook in hooks:
+        assert hook["url"] == f"https://{noc}:9105/api/alertmanager/webhook"
+        assert hook["http_config"] == {
+            "basic_auth": {"username": "webhook", "password_file": "/etc/prometheus/hdc-webhook.password"},
+            "tls_config": {"ca_file": "/etc/prometheus/hdc-ca.crt"},
+        }
+    # the monitor told to serve plain HTTP, no webhook password: plain receivers
+    extravars = {"hdc_monitor_tls": "false", "hdc_monitor_notify_file": str(routes)}
+    derived = yaml.safe_load((write_inventory(inv, tmp_path / "b", extravars) / "20-catalog-vars.yml").read_text())
+    config = yaml.safe_load(Path(derived["all"]["vars"]["hdc_alertmanager_config_file"]).read_text())
+    hooks = [h for r in config["receivers"] for h in r.get("webhook_configs", [])]
+    assert len(hooks) == 2
+    assert all(h["url"].startswith(f"http://{noc}:9105/") and "http_config" not in h for h in hooks)
+
+
 def test_inventory_file_errors_name_the_problem(tmp_path: Path, lab) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError, match="no such file"):
         inventory_from_file(tmp_path / "missing.yml")

@@ -21,7 +21,7 @@ from hdc.procs import wait_until
 from playbooks.runner import RunResult
 
 from .conftest import TEST_HOSTS, Converge
-from .hosts import Lab
+from .hosts import BOOTSTRAP_PACKAGES, Lab, container_inits
 from .wheelhouse import REPO
 
 pytestmark = [
@@ -62,7 +62,7 @@ def test_hosts_share_no_cgroup(hosts: Lab) -> None:
     trees = {}
     for name, host in hosts.hosts.items():
         assert host.proc is not None
-        init = Path(f"/proc/{host.proc.pid}/task/{host.proc.pid}/children").read_text().split()
+        init = container_inits(host.proc.pid)
         assert len(init) == 1, f"{name}: nspawn has children {init}"
         trees[name] = Path(f"/proc/{init[0]}/cgroup").read_text()
         assert f"hdc-test-{hosts.tag}-{name}/" in trees[name], trees[name]
@@ -81,6 +81,20 @@ def test_site_converges_then_changes_nothing(site: dict[str, Any]) -> None:
     assert second.succeeded, site["failures"]
     changes = "\n".join(site["changes"])
     assert {n: h.changed for n, h in second.hosts.items()} == dict.fromkeys(TEST_HOSTS, 0), changes
+
+
+def test_roles_installed_their_packages_on_bare_hosts(site: dict[str, Any], hosts: Lab) -> None:
+    """The image only has the roles' .deb files in its apt cache: dpkg ran during the converge."""
+    every_host = {"nftables", "auditd", "chrony", "unattended-upgrades", "logrotate", "prometheus-node-exporter"}
+    expected = {name: set(every_host) for name in TEST_HOSTS}
+    expected["archive-db-01"] |= {"postgresql-15", "postgresql-client-15"}
+    expected["noc-app-01"] |= {"prometheus", "prometheus-alertmanager", "python3-venv"}
+    expected["archive-app-01"] |= {"python3-venv"}
+    assert not set().union(*expected.values()) & set(BOOTSTRAP_PACKAGES)
+    for name, packages in expected.items():
+        log = hosts.in_host(name, ["cat", "/var/log/dpkg.log"]).stdout.splitlines()
+        installed = {f[3].split(":")[0] for f in (line.split() for line in log) if len(f) > 3 and f[2] == "install"}
+        assert packages <= installed, f"{name}: not installed by the converge: {sorted(packages - installed)}"
 
 
 def test_ssh_refuses_passwords(site: dict[str, Any], hosts: Lab) -> None:
@@ -202,11 +216,14 @@ print(json.dumps(report))
 """
 
 
-def test_monitor_and_prometheus(site: dict[str, Any], hosts: Lab) -> None:
+def test_monitor_and_prometheus(site: dict[str, Any], hosts: Lab, test_vars: dict) -> None:
     noc = hosts.hosts["noc-app-01"]
-    r = hosts.exec_in("switch", [*CURL, f"http://{noc.address}:9105/healthz"])
-    assert r.returncode == TIMEOUT  # the exporter is for Prometheus, not for the management network
-    r = hosts.exec_in("noc-app-01", [*CURL, f"http://{noc.address}:9105/metrics"])
+    ca = f"{test_vars['hdc_pki_dir']}/ca.crt"
+    # the exporter (NOC page, metrics) is open to the management network and Prometheus only
+    r = hosts.exec_in("switch", [*CURL, "-f", "--cacert", ca, f"https://{noc.address}:9105/healthz"])
+    assert r.returncode == 0, r.stderr
+    assert hosts.exec_in("epr-app-01", [*CURL, "-k", f"https://{noc.address}:9105/healthz"]).returncode == TIMEOUT
+    r = hosts.exec_in("noc-app-01", [*CURL, "--cacert", ca, f"https://{noc.address}:9105/metrics"])
     assert r.returncode == 0 and "hdc_" in r.stdout, r.stderr
     # Prometheus: UI open to the management network, config and rules from the catalog loaded
     r = hosts.exec_in("switch", [*CURL, f"http://{noc.address}:9090/api/v1/rules"])
@@ -294,10 +311,14 @@ print(json.dumps({{n: Minio(f"{{n}}:9000", "{ak}", "{sk}", secure=True, http_cli
 
 
 def test_alertmanager_delivers_to_the_monitor_webhook(site: dict[str, Any], hosts: Lab) -> None:
-    """An alert posted to Alertmanager reaches the monitor's receiver through the generated config."""
+    """An alert posted to Alertmanager reaches the monitor's receiver (HTTPS, webhook login)."""
     noc = hosts.hosts["noc-app-01"]
     config = hosts.in_host("noc-app-01", ["cat", "/etc/prometheus/alertmanager.yml"]).stdout
-    assert f"url: http://{noc.address}:9105/api/alertmanager/webhook" in config, config
+    assert f"url: https://{noc.address}:9105/api/alertmanager/webhook" in config, config
+    assert "password_file: /etc/prometheus/hdc-webhook.password" in config, config
+    assert "ca_file: /etc/prometheus/hdc-ca.crt" in config, config
+    mode = hosts.in_host("noc-app-01", ["stat", "-c", "%a %U %G", "/etc/prometheus/hdc-webhook.password"]).stdout
+    assert mode.split() == ["640", "root", "prometheus"]
     am = f"http://{noc.address}:9093"
     alert = [{"labels": {"alertname": "HdcHostTest", "severity": "warning", "region": "tunis"},
               "annotations": {"description": "posted by the host test"}}]  # fmt: skip
@@ -315,14 +336,52 @@ def test_alertmanager_delivers_to_the_monitor_webhook(site: dict[str, Any], host
 
     # the route's group_wait is 15 s; Alertmanager counts a delivery once the receiver answered 2xx
     wait_until(lambda: counter("alertmanager_notifications_total") >= 1, 60, "a webhook notification")
-    # a 4xx/5xx answer (wrong path or port, a receiver the monitor does not know) counts as failed
+    # a 4xx/5xx answer (wrong path or port, a receiver the monitor does not know, a refused login)
+    # or a TLS failure counts as failed
     assert counter("alertmanager_notifications_failed_total") == 0
 
 
-def test_monitor_serves_the_runbooks_its_rules_link_to(site: dict[str, Any], hosts: Lab) -> None:
+def test_noc_page_over_https_for_provisioned_operators(
+    site: dict[str, Any], hosts: Lab, test_vars: dict, noc_login: dict[str, str]
+) -> None:
+    """From the management network: HTTPS with the internal CA, no page without a login."""
+    noc = hosts.hosts["noc-app-01"]
+    ca = f"{test_vars['hdc_pki_dir']}/ca.crt"
+    page = f"https://{noc.address}:9105/noc"
+
+    def status(*args: str) -> str:
+        r = hosts.exec_in("switch", [*CURL, "-o", "/dev/null", "-w", "%{http_code}", *args])
+        return r.stdout.strip() if r.returncode == 0 else f"curl exit {r.returncode}"
+
+    assert status("--cacert", ca, page) == "401"
+    assert status("--cacert", ca, "-u", f"{noc_login['name']}:wrong-password", page) == "401"
+    assert status("--cacert", ca, "-u", "webhook:" + test_vars["hdc_alertmanager_webhook_password"], page) == "403"
+    assert status("--cacert", ca, "-u", f"{noc_login['name']}:{noc_login['password']}", page) == "200"
+    # the certificate is the internal CA's (not trusted by default), and plain HTTP gets no page
+    assert status(page) == "curl exit 60"
+    assert status(f"http://{noc.address}:9105/noc").startswith("curl exit")
+    # the operators file holds hashes only
+    ops = hosts.in_host("noc-app-01", ["cat", "/etc/hdc/operators.yml"]).stdout
+    assert noc_login["hash"] in ops and noc_login["password"] not in ops
+    assert test_vars["hdc_alertmanager_webhook_password"] not in ops
+
+    # Prometheus scrapes the monitor's /metrics over HTTPS, trusting the same CA
+    def monitor_target() -> dict[str, Any]:
+        r = hosts.exec_in("switch", [*CURL, f"http://{noc.address}:9090/api/v1/targets?state=active"])
+        return next(t for t in json.loads(r.stdout)["data"]["activeTargets"] if t["labels"]["job"] == "hdc-monitor")
+
+    wait_until(lambda: monitor_target()["health"] == "up", 70, "Prometheus scraping the monitor")
+    assert monitor_target()["scrapeUrl"].startswith(f"https://{noc.address}:9105/")
+
+
+def test_monitor_serves_the_runbooks_its_rules_link_to(
+    site: dict[str, Any], hosts: Lab, test_vars: dict, noc_login: dict[str, str]
+) -> None:
     """The wheel ships runbooks/ beside the packages: the installed monitor serves them itself."""
     noc = hosts.hosts["noc-app-01"]
     page = (REPO / "runbooks/alerts/link-down.md").read_text(encoding="utf-8")
-    r = hosts.exec_in("noc-app-01", [*CURL, "-f", f"http://{noc.address}:9105/runbooks/alerts/link-down.md"])
+    login = f"{noc_login['name']}:{noc_login['password']}"
+    url = f"https://{noc.address}:9105/runbooks/alerts/link-down.md"
+    r = hosts.exec_in("switch", [*CURL, "-f", "--cacert", f"{test_vars['hdc_pki_dir']}/ca.crt", "-u", login, url])
     assert r.returncode == 0, r.stderr
     assert page.splitlines()[0] in r.stdout

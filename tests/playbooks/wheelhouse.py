@@ -9,11 +9,13 @@ converge reinstall (a false idempotence failure).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -49,43 +51,9 @@ def uv() -> str:
 
 
 def ensure_wheelhouse(session_dir: Path, cache_root: Path = CACHE_ROOT) -> Path:
-    """A snapshot in `session_dir` of the cached wheelhouse.
-
-    Dependencies: downloaded once per lock; project wheel: rebuilt when the sources change.
-    """
-    cache_root.mkdir(parents=True, exist_ok=True)
-    target = cache_root / _source_hash()
-    with (cache_root / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / READY_MARK).exists():
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            req = target / "requirements.txt"
-            subprocess.run(
-                [uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "-o", str(req)],
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
-            subprocess.run(
-                [
-                    "/usr/bin/python3", "-m", "pip", "download", "-q", "--only-binary=:all:",
-                    "-d", str(target), "-r", str(req), *EXTRA,
-                ],
-                check=True,
-                capture_output=True,
-                timeout=1800,
-            )  # fmt: skip
-            (target / READY_MARK).write_text("")
-        digest = _project_digest()
-        stamp = target / ".project-digest"
-        if not stamp.exists() or stamp.read_text() != digest:
-            for old in target.glob("hdc-*.whl"):
-                old.unlink()
-            subprocess.run(
-                [uv(), "build", "--wheel", "--out-dir", str(target)], cwd=REPO, check=True, capture_output=True
-            )
-            stamp.write_text(digest)
+    """A snapshot in `session_dir` of the cached wheelhouse (hard links)."""
+    with _locked(cache_root):
+        target = _build(cache_root)
         session_dir.mkdir(parents=True, exist_ok=True)
         for wheel in target.glob("*.whl"):
             try:
@@ -93,3 +61,50 @@ def ensure_wheelhouse(session_dir: Path, cache_root: Path = CACHE_ROOT) -> Path:
             except OSError:  # another filesystem
                 shutil.copy2(wheel, session_dir / wheel.name)
     return session_dir
+
+
+def ensure_wheelhouse_cache(cache_root: Path = CACHE_ROOT) -> Path:
+    """The cached wheelhouse, brought up to date (what the tests start early, in the background)."""
+    with _locked(cache_root):
+        return _build(cache_root)
+
+
+@contextlib.contextmanager
+def _locked(cache_root: Path) -> Iterator[None]:
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with (cache_root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build(cache_root: Path) -> Path:
+    """Dependencies: downloaded once per lock; project wheel: rebuilt when the sources change."""
+    target = cache_root / _source_hash()
+    if not (target / READY_MARK).exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        req = target / "requirements.txt"
+        subprocess.run(
+            [uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "-o", str(req)],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "/usr/bin/python3", "-m", "pip", "download", "-q", "--only-binary=:all:",
+                "-d", str(target), "-r", str(req), *EXTRA,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )  # fmt: skip
+        (target / READY_MARK).write_text("")
+    digest = _project_digest()
+    stamp = target / ".project-digest"
+    if not stamp.exists() or stamp.read_text() != digest:
+        for old in target.glob("hdc-*.whl"):
+            old.unlink()
+        subprocess.run([uv(), "build", "--wheel", "--out-dir", str(target)], cwd=REPO, check=True, capture_output=True)
+        stamp.write_text(digest)
+    return target
