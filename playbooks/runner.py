@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import sys
@@ -266,6 +267,13 @@ def run_playbook(
     private = Path(tempfile.mkdtemp(prefix="hdc-configure-"))
     try:
         inv_dir = write_inventory(inventory, private / "inventory", extravars)
+        # The extra variables hold the vault's secrets: in a file only root reads, which
+        # ansible-runner passes as `-e @file`; given as a dict it would put them on
+        # ansible-playbook's command line (visible to every local user) and in its artifacts.
+        (private / "env").mkdir(mode=0o700)
+        fd = os.open(private / "env/extravars", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(extravars or {}), fh)
         if limit:
             check_limit(inv_dir, limit)
         cmdline = []
@@ -293,7 +301,6 @@ def run_playbook(
             playbook=playbook,
             inventory=str(inv_dir),
             limit=limit,
-            extravars=dict(extravars or {}),
             tags=tags,
             forks=forks,
             cmdline=" ".join(cmdline) or None,

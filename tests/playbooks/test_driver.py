@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +12,13 @@ import pytest
 import yaml
 
 from hdc.errors import UserError
+from hdc.procs import free_port
 from inventory.ansible import render_inventory
 from inventory.hosts import plan_hosts
 from inventory.loader import load_catalog
 from playbooks.catalog_vars import backup_vars, cron_to_on_calendar, firewall_rules
 from playbooks.cli import parse_extra_vars
-from playbooks.runner import check_limit, inventory_from_catalog, inventory_from_file, write_inventory
+from playbooks.runner import check_limit, inventory_from_catalog, inventory_from_file, run_playbook, write_inventory
 
 HDC = [str(Path(sys.executable).parent / "hdc")]
 
@@ -126,6 +129,22 @@ def test_alertmanager_logs_in_to_the_monitor_over_https(lab, tmp_path: Path) -> 
     hooks = [h for r in config["receivers"] for h in r.get("webhook_configs", [])]
     assert len(hooks) == 2
     assert all(h["url"].startswith(f"http://{noc}:9105/") and "http_config" not in h for h in hooks)
+
+
+def test_secrets_stay_off_the_command_line(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Extra variables (the vault's secrets) reach ansible-playbook as a root-only file, not as argv."""
+    secret = "vault-" + os.urandom(8).hex()
+    # nothing listens on that port: the host is unreachable at once, the run is real
+    conn = {"ansible_host": "127.0.0.1", "ansible_port": free_port(), "ansible_ssh_common_args": "-o ConnectTimeout=3"}
+    inv = inventory_from_catalog(lab, host_vars={"noc-app-01": conn}, only_hosts={"noc-app-01"})
+    result = run_playbook(
+        inv, playbook="baseline.yml", extravars={"hdc_test_secret": secret}, on_line=None, keep_artifacts=tmp_path / "a"
+    )
+    assert result.hosts["noc-app-01"].unreachable == 1
+    command = json.loads(next((tmp_path / "a").rglob("command")).read_text())
+    argv = command["command"]
+    assert secret not in " ".join(argv)
+    assert argv[argv.index("-e") + 1].startswith("@") and argv[argv.index("-e") + 1].endswith("/env/extravars")
 
 
 def test_inventory_file_errors_name_the_problem(tmp_path: Path, lab) -> None:  # type: ignore[no-untyped-def]
