@@ -39,6 +39,42 @@ def batch_key(writer: str, first: int, last: int) -> str:
     return f"{PREFIX}{writer}/{first:012d}-{last:012d}.jsonl"
 
 
+ANCHORS = "anchors/"  # where audit_expiry leaves the point each chain now starts from
+
+
+def anchor_key(writer: str, through_seq: int) -> str:
+    return f"{ANCHORS}{writer}/{through_seq:012d}.json"
+
+
+def batch_range(key: str) -> tuple[int, int] | None:
+    """(first, last) sequence numbers from `chain/<writer>/<first>-<last>.jsonl`."""
+    name = key.rpartition("/")[2]
+    if not name.endswith(".jsonl"):
+        return None
+    try:
+        first, last = (int(x) for x in name[: -len(".jsonl")].split("-"))
+    except ValueError:
+        return None
+    return first, last
+
+
+def newest_anchors(store: ObjectStore, bucket: str) -> dict[str, dict[str, Any]]:
+    """Each writer's newest anchor (the one with the highest sequence number)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(store.list_keys(bucket, ANCHORS)):
+        writer = key[len(ANCHORS) :].rpartition("/")[0]
+        try:
+            anchor = dict(json.loads(store.read_all(bucket, key)))
+            anchor["through_seq"] = int(anchor["through_seq"])
+            anchor["through_hash"] = str(anchor["through_hash"])
+        except (ValueError, KeyError, TypeError):
+            out[writer] = {"key": key, "broken": True, "through_seq": 0, "through_hash": GENESIS}
+            continue
+        if writer not in out or anchor["through_seq"] >= out[writer]["through_seq"]:
+            out[writer] = {**anchor, "key": key}
+    return out
+
+
 class AuditLog:
     """One writer's audit chain (a service instance, or the operator CLI).
 
@@ -221,6 +257,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     last_seq: int = 0
     last_hash: str = GENESIS
+    anchors: int = 0  # chains that start from an expiry anchor instead of entry 1
 
     @property
     def ok(self) -> bool:
@@ -235,9 +272,11 @@ def verify_chain(
     Overwritten batches (more than one version of a key), deleted ones (delete markers or a gap in
     sequence numbers), altered entries (hash mismatch), broken links and reordering are reported.
     `expect_heads` (last flushed seq/hash per writer, known locally) also catches a truncated tail.
+    A chain whose oldest batches were expired (audit_expiry) starts from its newest anchor.
     """
     bucket = bucket or store.audit
     report = VerifyReport()
+    anchors = newest_anchors(store, bucket)
     by_writer: dict[str, dict[str, list[tuple[str, bool, bool]]]] = {}
     for key, vid, latest, marker in store.list_versions(bucket, PREFIX):
         writer = key[len(PREFIX) :].rpartition("/")[0] or "?"
@@ -247,7 +286,19 @@ def verify_chain(
         if seq > 0:
             by_writer[writer] = {}
     for writer in sorted(by_writer):
-        _verify_writer(store, bucket, writer, by_writer[writer], (expect_heads or {}).get(writer), report)
+        anchor = anchors.get(writer)
+        start: tuple[int, str] | None = None
+        if anchor is not None:
+            if anchor.get("broken"):
+                report.problems.append(f"{anchor['key']}: anchor unreadable; the chain is checked from entry 1")
+            else:
+                start = (anchor["through_seq"], anchor["through_hash"])
+                report.anchors += 1
+        end = _verify_writer(store, bucket, writer, by_writer[writer], (expect_heads or {}).get(writer), report, start)
+        if start is not None and end < start[0]:
+            report.problems.append(
+                f"{writer}: the expiry anchor claims entries through {start[0]}, the chain ends before it"
+            )
     return report
 
 
@@ -258,9 +309,16 @@ def _verify_writer(
     versions: dict[str, list[tuple[str, bool, bool]]],
     expect_head: tuple[int, str] | None,
     report: VerifyReport,
-) -> None:
+    anchor: tuple[int, str] | None = None,
+) -> int:
+    """One writer's chain; returns the last sequence number it reached. With an expiry `anchor` (seq, hash), the chain may begin right after it
+    (the batches before were removed); batches still present before it are checked as usual, and
+    the entry at the anchor must carry the anchor's hash."""
     keys = sorted(versions)
     prev_seq, prev_hash = 0, GENESIS
+    head = batch_range(keys[0]) if keys else None
+    if anchor is not None and (head is None or head[0] > 1):
+        prev_seq, prev_hash = anchor
     for key in keys:
         vers = versions[key]
         if any(marker for _, _, marker in vers):
@@ -307,6 +365,8 @@ def _verify_writer(
             prev_hash = str(entry.get("hash"))
             prev_seq = int(seq) if isinstance(seq, int) else expected
             expected = prev_seq + 1
+            if anchor is not None and prev_seq == anchor[0] and prev_hash != anchor[1]:
+                report.problems.append(f"{writer}: the expiry anchor at entry {anchor[0]} does not match that entry")
         if prev_seq != last:
             report.problems.append(f"{key}: ends at entry {prev_seq}, its name says {last}")
     if expect_head is not None and expect_head[0] > 0:
@@ -319,6 +379,7 @@ def _verify_writer(
             report.problems.append(
                 f"{writer}: entry {seq} hash differs from the one recorded locally when it was flushed"
             )
+    return prev_seq
 
 
 def local_heads(state_dir: Path) -> dict[str, tuple[int, str]]:

@@ -132,6 +132,50 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@audit_app.command("expire")
+def audit_expire(
+    dry_run: Annotated[bool, typer.Option(help="list what would be removed, change nothing")] = False,
+) -> None:
+    """Delete the oldest audit batches whose lock has passed, behind a locked anchor `verify` starts from.
+
+    Per writer only leading batches, each past its retain-until date, never the chain's last
+    batch; they are re-verified first. The run itself is recorded in the operator chain.
+    """
+    import getpass
+
+    from .audit_expiry import expire_audit
+    from .store import StoreRefused, StoreUnavailable
+
+    archive = _open()
+    try:
+        try:
+            report = expire_audit(archive.store, archive.settings, dry_run=dry_run)
+        except (StoreUnavailable, StoreRefused) as exc:
+            raise UserError(f"audit expiry stopped: {exc} (run it again: it resumes)") from None
+        verb = "would remove" if dry_run else "removed"
+        for w in report.writers:
+            if w.batches:
+                typer.echo(f"{w.writer}: {verb} {len(w.batches)} batch(es) through entry {w.through_seq}")
+            typer.echo(f"{w.writer}: kept from here — {w.kept_because}")
+        for p in report.problems:
+            typer.echo(f"PROBLEM: {p}")
+        if not dry_run and report.removed:
+            archive.audit.append(
+                actor=f"cli:{getpass.getuser()}",
+                roles=["operator"],
+                method="CLI",
+                path="/cli/audit/expire",
+                status=200,
+                outcome="allowed",
+                reason=", ".join(f"{w.writer} through {w.through_seq}" for w in report.writers if w.batches),
+            )
+    finally:
+        archive.close()
+    typer.echo(f"{report.removed} batch(es) {verb}; {len(report.problems)} problem(s)")
+    if report.problems:
+        raise typer.Exit(1)
+
+
 @app.command()
 def fixity(limit: Annotated[int | None, typer.Option(help="check at most this many versions")] = None) -> None:
     """Re-read stored versions, decrypt and recompute their SHA-256; exit 1 on any mismatch."""
