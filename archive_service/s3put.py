@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import logging
 import socket
 import ssl
@@ -36,6 +35,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from urllib.parse import quote
 
 import google_crc32c
@@ -134,21 +134,21 @@ class FastPut:
         self.signer = SigV4(access_key, secret_key)
         self._tls = ssl.create_default_context() if secure else None
         self._local = threading.local()
-        self._open: set[http.client.HTTPConnection] = set()
+        self._open: set[HTTPConnection] = set()
         self._lock = threading.Lock()
         self._refusals: set[int] = set()  # HTTP statuses already logged
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> HTTPConnection:
+        conn: HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
             sock.settimeout(READ_TIMEOUT)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=READ_TIMEOUT, context=self._tls)
+                conn = HTTPSConnection(self.host, self.port, timeout=READ_TIMEOUT, context=self._tls)
                 conn.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
             else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=READ_TIMEOUT)
+                conn = HTTPConnection(self.host, self.port, timeout=READ_TIMEOUT)
                 conn.sock = sock
             self._local.conn = conn
             with self._lock:
@@ -210,7 +210,7 @@ class FastPut:
             conn.request("PUT", target, body=pieces if len(pieces) > 1 else pieces[0], headers=signed)
             resp = conn.getresponse()
             answer = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, HTTPException) as exc:
             self._drop()
             raise PutFailed(f"{type(exc).__name__}: {exc}") from exc
         if resp.will_close:

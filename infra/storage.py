@@ -28,9 +28,13 @@ class ArchiveCall:
 # The call -> action table (docs/infra.md prints the same). The policy is derived from it, and
 # tests/infra checks it against every `client.` call in archive_service/ and against the S3
 # requests the archive's ObjectStore really sends to a store.
+# archive_service/s3put.py sends PutObject and UploadPart itself (its fast path); they are the same
+# S3 requests as the SDK's `_put_object` / `_upload_part` below, which stay as its fallback.
 ARCHIVE_CALLS: tuple[ArchiveCall, ...] = (
     ArchiveCall("bucket_exists", "HeadBucket", ("s3:ListBucket",), "ensure_buckets, health check"),
-    ArchiveCall("", "GetBucketLocation", ("s3:GetBucketLocation",), "SDK, once per bucket when no region is set"),
+    ArchiveCall(
+        "_get_region", "GetBucketLocation", ("s3:GetBucketLocation",), "SDK, once per bucket when no region is set"
+    ),
     ArchiveCall("get_object_lock_config", "GetObjectLockConfiguration", ("s3:GetBucketObjectLockConfiguration",)),
     ArchiveCall("get_bucket_versioning", "GetBucketVersioning", ("s3:GetBucketVersioning",)),
     ArchiveCall("set_bucket_encryption", "PutBucketEncryption", ("s3:PutEncryptionConfiguration",), "SSE-S3"),
