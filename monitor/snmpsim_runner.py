@@ -87,7 +87,24 @@ def _per_agent_writecache() -> None:
     variation.load_variation_modules = load_with_per_agent_cache
 
 
+def _preload_crypto() -> None:
+    """Load now what pysnmp imports only on the first SNMPv3 packet.
+
+    Started as root, snmpsim binds its sockets and then runs as nobody. A module imported after
+    that is read as nobody: from a checkout nobody may enter (a fresh clone in a 0700 directory),
+    the first v3 request died with "No module named 'cryptography.hazmat.backends.openssl'" and
+    every v3 agent stayed silent.
+    """
+    from cryptography.hazmat.backends import default_backend
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    # What pysnmp's AES privacy runs per packet; default_backend() imports the OpenSSL backend.
+    Cipher(algorithms.AES(bytes(16)), CFB(bytes(16)), backend=default_backend()).encryptor().update(bytes(16))
+
+
 def main() -> int:
+    _preload_crypto()
     _install()
     _per_agent_writecache()
     from snmpsim.commands import responder
