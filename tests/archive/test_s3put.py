@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from archive_service.s3put import SigV4
 from archive_service.settings import ArchiveSettings
 from archive_service.store import ObjectStore, StoreUnavailable
 
+from ..selfsigned import self_signed
 from .conftest import make_settings
 
 
@@ -128,16 +128,6 @@ def check_fast_path(settings: ArchiveSettings) -> None:
 
 def test_fast_path_over_http(devstore: DevStore, tmp_path: Path) -> None:
     check_fast_path(make_settings(devstore, tmp_path))
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "store.crt", tmp / "store.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from hdc.errors import UserError
 from hdc.procs import ManagedProcess, free_port, wait_until
 from monitor.noc.access import hash_password, load_operators, verify_password
 
+from ..selfsigned import self_signed
 from .test_page import browser  # noqa: F401  (the module's Chromium fixture)
 
 runner = CliRunner()
@@ -134,16 +135,6 @@ class Monitor:
 
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "server.crt", tmp / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture(scope="module")
