@@ -45,7 +45,6 @@ class Sealed(NamedTuple):
     copied into one buffer (the store client sends the pieces in turn)."""
 
     pieces: list[bytes]
-    size: int
     crc32c: int  # of the whole part, computed while sealing: the store checks it on a PutObject (s3put)
 
 
@@ -66,7 +65,7 @@ def seal_part(
         sealed = cipher.seal(first_counter + i, view[i * chunk_size : (i + 1) * chunk_size], last and i == n - 1)
         crc = google_crc32c.extend(crc, sealed)
         pieces.append(sealed)
-    return Sealed(pieces, sum(len(p) for p in pieces), crc)
+    return Sealed(pieces, crc)
 
 
 class Pending(NamedTuple):

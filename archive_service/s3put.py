@@ -65,10 +65,6 @@ def crc32c_header(crc: int) -> str:
     return base64.b64encode(struct.pack(">I", crc)).decode()
 
 
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def canonical_query(query: Mapping[str, str]) -> str:
     return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
 
@@ -116,7 +112,7 @@ class SigV4:
         )
         day = amz_date[:8]
         scope = f"{day}/{region}/s3/aws4_request"
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{_sha256_hex(canonical.encode())}"
+        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self.signing_key(day, region), to_sign.encode(), hashlib.sha256).hexdigest()
         return (
             f"{ALGORITHM} Credential={self.access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
