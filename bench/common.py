@@ -7,6 +7,7 @@ the same run, and reports ratios. Nothing here knows about SNMP or S3.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -145,6 +146,45 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """This process's CPUs cut in two halves (lower, upper); None with fewer than two CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of `pid` to `cpus`; threads it starts later inherit the mask."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, FileNotFoundError):  # a thread that ended meanwhile
+            continue
+
+
+@contextmanager
+def placed(placement: dict[int, set[int]]) -> Iterator[None]:
+    """Run the body with each process (pid → CPUs; 0 = this process's calling thread) pinned, then
+    give them back every CPU this process may use. Threads the body starts inherit the pinning."""
+    every = os.sched_getaffinity(0)
+    try:
+        for pid, cpus in placement.items():
+            if pid == 0:
+                os.sched_setaffinity(0, cpus)
+            else:
+                pin_process(pid, cpus)
+        yield
+    finally:
+        for pid in placement:
+            if pid == 0:
+                os.sched_setaffinity(0, every)
+            else:
+                with contextlib.suppress(ProcessGone, FileNotFoundError):
+                    pin_process(pid, every)
 
 
 def median(values: Sequence[float]) -> float:

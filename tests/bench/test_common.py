@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import ProcessGone, Row, cpu_seconds, json_line, measure, parse_json_line, peak_rss_mb, render_table
+from bench.common import (
+    ProcessGone,
+    Row,
+    cpu_seconds,
+    json_line,
+    measure,
+    parse_json_line,
+    peak_rss_mb,
+    placed,
+    render_table,
+    split_cpus,
+)
 from hdc.procs import ManagedProcess, wait_until
 
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 3: pass\ntime.sleep(60)"
@@ -62,3 +73,29 @@ def test_json_line_is_one_line_with_nan_as_null() -> None:
     assert "\n" not in line
     assert json.loads(line) == {"ratio": None, "share": 0.123457, "name": "x"}
     assert parse_json_line("table\n" + line + "\n") == {"ratio": None, "share": 0.123457, "name": "x"}
+
+
+THREADS = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\ntime.sleep(60)"
+
+
+def _masks(pid: int) -> set[frozenset[int]]:
+    return {frozenset(os.sched_getaffinity(int(t.name))) for t in Path(f"/proc/{pid}/task").iterdir()}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
+def test_placement_pins_every_thread_and_gives_the_cpus_back(tmp_path: Path) -> None:
+    halves = split_cpus()
+    assert halves is not None
+    near, far = halves
+    assert near and far and not near & far and near | far == os.sched_getaffinity(0)
+    every = os.sched_getaffinity(0)
+    child = ManagedProcess("threads", [sys.executable, "-c", THREADS], tmp_path / "t.log").start()
+    try:
+        wait_until(lambda: len(list(Path(f"/proc/{child.pid}/task").iterdir())) >= 2, 10, "second thread")
+        with placed({child.pid: far, 0: near}):
+            assert _masks(child.pid) == {frozenset(far)}
+            assert os.sched_getaffinity(0) == near
+        assert _masks(child.pid) == {frozenset(every)}
+        assert os.sched_getaffinity(0) == every
+    finally:
+        child.stop()
