@@ -41,7 +41,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -171,7 +171,12 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    # psycopg 3 prepares a statement on its fifth run, and PostgreSQL then moves to a generic plan
+    # that ignores the values: for a title search it picks the trigram index whatever the words, and
+    # a page of two common words took 57 ms at p50 on the 1M-record bench instead of 17 ms. Planning
+    # each query with its values costs a fraction of a millisecond.
+    args = {"prepare_threshold": None} if make_url(url).get_driver_name() == "psycopg" else {}
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, connect_args=args)
 
 
 def create_schema(engine: Engine) -> None:
