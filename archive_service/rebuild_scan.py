@@ -417,7 +417,8 @@ def _relevant(path: str) -> bool:
 
 
 def _private(e: dict[str, Any], text_key: bytes, where: str, problems: list[str]) -> dict[str, str]:
-    """An entry's sealed free text (justification, correction reason); older entries kept it in clear."""
+    """An entry's sealed free text (justification, correction or hold reason); older
+    entries kept it in clear."""
     clear = {"justification": str(e["justification"])} if e.get("justification") else {}
     if not e.get("sealed"):
         return clear
@@ -467,7 +468,8 @@ def read_audit(store: ObjectStore, text_key: bytes) -> AuditFacts:
             facts.corrections.setdefault(m.group(1), []).append((ts, reason or "", actor))
         elif (m := HOLD_PATH.match(path)) and e.get("status") == 200:
             action = "release" if m.group(2) else "place"
-            facts.holds.setdefault(m.group(1), []).append((ts, action, str(e.get("reason") or ""), actor))
+            reason = private.get("hold_reason") if e.get("sealed") else str(e.get("reason") or "")
+            facts.holds.setdefault(m.group(1), []).append((ts, action, reason or "", actor))
         elif m := APPROVE_PATH.match(path):
             facts.approved_requests[m.group(1)] = ts
     return facts

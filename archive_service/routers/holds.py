@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from .. import catalogdb as db
 from ..auth import Role
-from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, require
+from ..deps import ArchiveDep, CurrentUser, audit_ctx, audit_private, check_record_access, require
 from ..models import HoldEvent, HoldIn, HoldOut
 from ..service import Archive
 from .records import ERRORS
@@ -34,13 +34,15 @@ def get_hold(record_id: str, request: Request, archive: ArchiveDep, who: Current
 
 @router.post("", response_model=HoldOut, responses=ERRORS, summary="Place a legal hold")
 def place_hold(record_id: str, body: HoldIn, request: Request, archive: ArchiveDep, who: Holder) -> HoldOut:
-    audit_ctx(request).update(record_id=record_id, reason=body.reason)
+    audit_ctx(request)["record_id"] = record_id
+    audit_private(request, hold_reason=body.reason)  # free text: may name a patient or a case
     archive.set_hold(record_id, True, body.reason, who.subject)
     return _out(archive, record_id)
 
 
 @router.post("/release", response_model=HoldOut, responses=ERRORS, summary="Release a legal hold")
 def release_hold(record_id: str, body: HoldIn, request: Request, archive: ArchiveDep, who: Holder) -> HoldOut:
-    audit_ctx(request).update(record_id=record_id, reason=body.reason)
+    audit_ctx(request)["record_id"] = record_id
+    audit_private(request, hold_reason=body.reason)
     archive.set_hold(record_id, False, body.reason, who.subject)
     return _out(archive, record_id)

@@ -140,6 +140,19 @@ def test_correction_reason_is_sealed_in_the_trail(api: Api) -> None:
         open_text(b"k" * 32, entry["sealed"])
 
 
+def test_hold_reason_is_sealed_in_the_trail(api: Api) -> None:
+    rid = api.ingest(b"x", medical(patient_id="PAT-HOLD-1")).json()["record_id"]
+    reason = "litigation: family of Mr Ben Salah v. hospital"
+    r = api.client.post(f"/records/{rid}/hold", json={"reason": reason}, headers=api.token("archivist"))
+    assert r.status_code == 200, r.text
+    entry = [e for e in _entries(api) if e["path"] == f"/records/{rid}/hold" and e["status"] == 200][-1]
+    assert "Ben Salah" not in json.dumps(entry) and entry["reason"] is None
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    assert open_text(archive.audit_text_key, entry["sealed"]) == {"hold_reason": reason}
+    hold = api.client.get(f"/records/{rid}/hold", headers=api.token("auditor", sub="aud")).json()
+    assert hold["history"][0]["reason"] == reason  # the catalog keeps it for those allowed to read it
+
+
 def test_docs_and_health(api: Api) -> None:
     assert api.client.get("/healthz").json()["status"] == "ok"
     assert api.client.get("/readyz").json()["checks"] == {"store": "ok", "catalog": "ok"}
