@@ -126,6 +126,11 @@ def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
             ):
                 archive.store.delete_version(archive.store.records, key, vid)
             archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
+            # A PUT repeated after its answer was lost (a dropped connection, a client retry)
+            # leaves a second copy under the same key that the catalog never saw: destroy it too.
+            for key, vid, _latest, _marker in archive.store.list_versions(archive.store.records, v.object_key):
+                if key == v.object_key:
+                    archive.store.delete_version(archive.store.records, key, vid)
         except StoreRefused as exc:
             until = archive.store.retention(archive.store.records, v.object_key, v.s3_version_id)
             raise Conflict(f"store refused to destroy {v.object_key}: {exc}", until) from None

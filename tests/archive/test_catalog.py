@@ -101,18 +101,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def fresh_database(base: str) -> str:
+    """A new empty database on the test server; returns its URL."""
+    name = "t" + uuid.uuid4().hex[:10]
+    admin = db.make_engine(base)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'c.db'}"
     else:
-        base = request.getfixturevalue("postgres")
-        name = "t" + uuid.uuid4().hex[:10]
-        admin = db.make_engine(base)
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
+        url = fresh_database(request.getfixturevalue("postgres"))
     eng = db.make_engine(url)
     db.create_schema(eng)
     db.create_schema(eng)  # idempotent
@@ -206,17 +210,18 @@ def test_search_filters(engine: Engine) -> None:
         assert got[0].size == 10 and got[0].sha256 == "0" * 64
 
 
-def test_postgresql_plans_each_search_with_its_values(engine: Engine) -> None:
+def test_postgresql_plans_each_search_with_its_values(postgres: str) -> None:
     """psycopg prepares a statement on its fifth run and PostgreSQL then settles on a generic plan
     that ignores the words searched (a two-word title page went from 17 to 57 ms at p50 on the 1M
     bench): the catalog's engine must not prepare server-side."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
+    engine = db.make_engine(fresh_database(postgres))
+    db.create_schema(engine)
     _fill(engine)
     with engine.connect() as conn:
         for word in ["radiographie", "genou", "pulmonaire", "échographie"] * 3:
             db.search(conn, q=word, limit=10)
         assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
+    engine.dispose()
 
 
 def test_keyset_pagination_is_complete_and_stable(engine: Engine) -> None:
@@ -243,14 +248,7 @@ def test_due_for_disposition(engine: Engine) -> None:
 
 
 def test_api_on_postgresql(devstore: DevStore, postgres: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    name = "api" + uuid.uuid4().hex[:8]
-    admin = db.make_engine(postgres)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    settings = make_settings(
-        devstore, tmp_path_factory.mktemp("archive-pg"), database_url=postgres.rsplit("/", 1)[0] + "/" + name
-    )
+    settings = make_settings(devstore, tmp_path_factory.mktemp("archive-pg"), database_url=fresh_database(postgres))
     with TestClient(create_app(settings)) as client:
         api = Api(client, settings)
         r = api.ingest(b"on postgres", medical(patient_id="PG-1", title="Compte rendu opératoire"))

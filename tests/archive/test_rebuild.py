@@ -36,7 +36,10 @@ from archive_service.settings import ArchiveSettings
 from archive_service.store import ObjectStore
 from hdc.errors import UserError
 from tests.archive.conftest import Api, administrative, make_settings, medical
-from tests.archive.test_catalog import postgres  # noqa: F401  (session fixture: a throw-away PostgreSQL)
+from tests.archive.test_catalog import (
+    fresh_database,
+    postgres,  # noqa: F401  (session fixture: a throw-away PostgreSQL)
+)
 
 SHORT = 2
 
@@ -177,22 +180,13 @@ def scenario_settings(devstore: DevStore, state: Path, database_url: str | None)
     )
 
 
-def fresh_pg(base: str) -> str:
-    name = "reb_" + uuid.uuid4().hex[:10]
-    admin = db.make_engine(base)
-    with admin.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def scenario(
     request: pytest.FixtureRequest, devstore: DevStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
     pg_base = request.getfixturevalue("postgres") if request.param == "postgresql" else None
     state = tmp_path_factory.mktemp(f"rebuild-{request.param}")
-    settings = scenario_settings(devstore, state, fresh_pg(pg_base) if pg_base else None)
+    settings = scenario_settings(devstore, state, fresh_database(pg_base) if pg_base else None)
     with TestClient(create_app(settings)) as client:
         api = Api(client, settings)
         ids, request_id = build_scenario(api)
@@ -207,7 +201,7 @@ def drop_catalog(sc: Scenario) -> str | None:
             Path(str(sc.settings.state_dir / "catalog.db") + suffix).unlink(missing_ok=True)
         return None
     assert sc.pg_base is not None
-    return fresh_pg(sc.pg_base)
+    return fresh_database(sc.pg_base)
 
 
 def same(after: dict[str, Any], before: dict[str, Any]) -> None:
@@ -253,7 +247,7 @@ def test_rebuilt_catalog_answers_like_the_lost_one(scenario: Scenario) -> None:
 
 def test_interrupted_rebuild_resumes(scenario: Scenario) -> None:
     sc = scenario
-    into = fresh_pg(sc.pg_base) if sc.pg_base else f"sqlite:///{sc.settings.state_dir / 'resume.db'}"
+    into = fresh_database(sc.pg_base) if sc.pg_base else f"sqlite:///{sc.settings.state_dir / 'resume.db'}"
 
     def stop_after_first_batch(stage: str, n: int, total: int) -> None:
         if stage == "written" and n >= 2:

@@ -153,6 +153,11 @@ def test_disposition_two_people_destroy_and_certificate(api: Api) -> None:
         "/disposition/requests", json={"record_ids": [a], "reason": "schedule expired"}, headers=archivist
     )
     assert r.status_code == 409 and "retain_until" in r.json()
+    # a second copy under a's object key, as a PUT repeated after a lost answer leaves one
+    store = _archive(api).store
+    key_a = f"records/{a}/v000001"
+    store.put(store.records, key_a, store.read_all(store.records, key_a), datetime.now(UTC) + timedelta(seconds=SHORT))
+    assert len(store.list_versions(store.records, key_a)) == 2
     time.sleep(SHORT + 1.5)
     due = {x["record_id"] for x in api.client.get("/disposition/due", headers=archivist).json()["records"]}
     assert {a, b} <= due
@@ -173,7 +178,6 @@ def test_disposition_two_people_destroy_and_certificate(api: Api) -> None:
     r = api.client.post(f"/disposition/requests/{rid}/execute", headers=archivist)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "executed"
-    store = _archive(api).store
     for rec in (a, b):
         assert store.list_versions(store.records, f"records/{rec}/") == []
         got = api.client.get(f"/records/{rec}", headers=archivist).json()
