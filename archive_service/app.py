@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text
@@ -147,6 +148,22 @@ class AuditMiddleware:
                 metrics.errors.labels(ERROR_KINDS.get(status, f"http_{status}")).inc()
 
 
+def _text(value: Any) -> str | int:
+    """A location part or message that JSON can carry (a lone surrogate cannot be UTF-8 encoded)."""
+    if isinstance(value, int):
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """422 details naming the field, without the `input` FastAPI echoes by default: the value may
+    be a patient identifier, or one JSON cannot even carry (a lone surrogate, 1e400)."""
+    return [
+        {"loc": [_text(part) for part in err.get("loc", ())], "msg": _text(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+
+
 def _json(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
@@ -190,6 +207,10 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
         admin.router,
     ):
         app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_details(exc)}, status_code=422)
 
     @app.exception_handler(NotFound)
     async def _nf(_r: Request, exc: NotFound) -> JSONResponse:

@@ -163,6 +163,8 @@ class TokenVerifier:
         raw_roles = claims.get(s.jwt_roles_claim, [])
         if isinstance(raw_roles, str):
             raw_roles = raw_roles.split()
-        roles = frozenset(Role(r) for r in raw_roles if r in Role._value2member_map_)
+        if not isinstance(raw_roles, list):  # an object's keys would grant roles nobody listed
+            raise AuthError(f"invalid token: claim '{s.jwt_roles_claim}' must be a list of role names")
+        roles = frozenset(Role(r) for r in raw_roles if isinstance(r, str) and r in Role._value2member_map_)
         facility = claims.get(s.jwt_facility_claim)
         return Principal(str(claims["sub"]), roles, str(facility) if facility else None), float(claims["exp"])

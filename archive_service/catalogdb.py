@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -205,6 +205,9 @@ def create_schema(engine: Engine) -> None:
 #: in rowid order and consumes ORDER BY rowid), so a page of a common word stops after `limit` rows,
 #: and date ranges and keyset cursors become rowid ranges. It keeps its own copy of title and
 #: facility (an external-content table would need the key as a stored column of `records`).
+#: The largest value an Integer column holds on both engines (PostgreSQL's integer is 32-bit): API
+#: bounds on version and sequence numbers, so a huge number is a 422, not a driver overflow.
+MAX_INT = 2**31 - 1
 KEY_DAY = 1 << 32  # seq stays below 2^32; Julian day numbers need 22 bits: the key fits in 54 bits
 _JDN_OFFSET = 1721424  # date.toordinal() + this = the Julian day number SQLite's julianday() truncates to
 _SQL_KEY = "CAST(julianday({p}.document_date) AS INTEGER) * 4294967296 + {p}.seq"
@@ -317,10 +320,22 @@ def encode_cursor(row: Row[Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[date, int]:
-    """Raises ValueError on a cursor this service did not issue."""
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    day, seq = json.loads(raw)
-    return date.fromisoformat(day), int(seq)
+    """Raises ValueError on anything but a cursor this service could have issued: `[date, seq]`.
+
+    A forged cursor only moves the position in the list (the filters are applied again), but it
+    must not reach the database as a value the driver cannot bind.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got = json.loads(raw)
+        if not (isinstance(got, list) and len(got) == 2 and isinstance(got[0], str) and type(got[1]) is int):
+            raise ValueError("not [date, seq]")
+        day, seq = date.fromisoformat(got[0]), got[1]
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(f"not a cursor issued by this service: {exc}") from None
+    if not 0 <= seq < KEY_DAY:
+        raise ValueError("not a cursor issued by this service: sequence number out of range")
+    return day, seq
 
 
 def search(
@@ -373,7 +388,7 @@ def search(
         if date_from is not None:
             conds.append(fts.c.rowid >= date_key(date_from))
         if date_to is not None:
-            conds.append(fts.c.rowid < date_key(date_to + timedelta(days=1)))
+            conds.append(fts.c.rowid <= date_key(date_to, KEY_DAY - 1))  # date_to + 1 day overflows on 9999-12-31
         if cursor:
             conds.append(fts.c.rowid < date_key(day, seq))
 

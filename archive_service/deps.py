@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .auth import AuthError, Principal, Role
@@ -19,6 +20,27 @@ from .service import Archive
 
 bearer = HTTPBearer(auto_error=False, description="OIDC access token (JWT)")
 JUSTIFICATION_HEADER = "X-Access-Justification"
+
+
+def header_text(raw: str, name: str) -> str:
+    """A header's text as the client meant it. HTTP carries header bytes, which Starlette decodes as
+    Latin-1; clients that send non-ASCII text send UTF-8 (`jq -c` without `-a`, browsers), so
+    decode it as UTF-8 — storing "prÃ©visionnel" in a locked object would be worse than refusing.
+    Bytes that are not UTF-8 are a 422 naming the header."""
+    if raw.isascii():
+        return raw
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("header", name),
+                    "msg": "not UTF-8 text (send UTF-8, or escape non-ASCII characters as \\uXXXX in JSON)",
+                    "type": "value_error",
+                }
+            ]
+        ) from None
 
 
 def audit_ctx(request: Request) -> dict[str, Any]:
@@ -91,7 +113,7 @@ def check_record_access(request: Request, who: Principal, record: Any, content: 
     if who.has(Role.CLINICIAN):
         if who.facility == record.facility:
             return
-        justification = (request.headers.get(JUSTIFICATION_HEADER) or "").strip()
+        justification = header_text(request.headers.get(JUSTIFICATION_HEADER) or "", JUSTIFICATION_HEADER).strip()
         if record.record_class == "medical" and len(justification) >= 10:
             ctx["flagged"] = True
             audit_private(request, justification=justification[:1000])

@@ -6,9 +6,20 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+
+def _utf8(value: str) -> str:
+    """Text the archive can hash, seal and store: a lone surrogate (valid in JSON's \\uXXXX) is not."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be UTF-8 text (a lone surrogate such as \\ud800 is not)") from None
+    return value
+
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+PatientId = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(_utf8)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
 
@@ -18,14 +29,14 @@ class RecordClass(StrEnum):
 
 
 class RecordMetadata(BaseModel):
-    """Metadata sent with a record (JSON in the X-Archive-Metadata header, ASCII-escaped)."""
+    """Metadata sent with a record (JSON in the X-Archive-Metadata header, UTF-8 or ASCII-escaped)."""
 
     model_config = ConfigDict(extra="forbid")
 
     record_class: RecordClass
     subclass: Slug = Field(description="e.g. imaging, consultation, discharge, hr, finance")
     facility: Slug = Field(description="facility id from the catalog")
-    patient_id: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None = Field(
+    patient_id: PatientId | None = Field(
         None, description="required for medical records, forbidden otherwise; stored only as a keyed hash"
     )
     document_date: date
@@ -98,7 +109,7 @@ class SearchQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patient_id: str | None = None
+    patient_id: PatientId | None = None
     facility: Slug | None = None
     record_class: RecordClass | None = None
     subclass: Slug | None = None
@@ -128,7 +139,11 @@ class RetentionIn(BaseModel):
     @field_validator("retain_until")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        """In UTC: the catalog keeps UTC (SQLite drops an offset), the store gets the same instant."""
+        try:
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last datetime in UTC
+            raise ValueError("retain_until is out of range") from None
 
 
 class RetentionOut(BaseModel):

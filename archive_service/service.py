@@ -143,7 +143,7 @@ class Archive:
     def version(self, record_id: str, version: int | None = None) -> Row[Any]:
         rec = self.record(record_id)
         with self.engine.connect() as conn:
-            row = db.get_version(conn, record_id, version or rec.current_version)
+            row = db.get_version(conn, record_id, rec.current_version if version is None else version)
         if row is None or row.state == "pending":
             raise NotFound(f"record {record_id} has no version {version}")
         return row

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def flagged(
     archive: ArchiveDep,
     who: Annotated[Any, require(Role.AUDITOR)],
-    since_seq: Annotated[int, Query(ge=0)] = 0,
+    since_seq: Annotated[int, Query(ge=0, le=db.MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> FlaggedOut:
     with archive.engine.connect() as conn:

@@ -12,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from .. import catalogdb as db
 from ..auth import Role
-from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, require
+from ..deps import ArchiveDep, CurrentUser, audit_ctx, check_record_access, header_text, require
 from ..ingest import ingest, open_content, parse_range
 from ..models import ErrorOut, IngestOut, RecordMetadata, RecordOut, RetentionIn, RetentionOut
 from ..service import Archive, Conflict
@@ -44,10 +45,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def parse_metadata(raw: str, archive: Archive) -> RecordMetadata:
     """The metadata header → RecordMetadata; errors become 422 naming the field."""
     loc = ("header", METADATA_HEADER)
+    raw = header_text(raw, METADATA_HEADER)
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise RequestValidationError([{"loc": loc, "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]) from None
+    except RecursionError:
+        raise RequestValidationError([{"loc": loc, "msg": "JSON nested too deeply", "type": "json_invalid"}]) from None
     try:
         meta = RecordMetadata.model_validate(data)
     except ValidationError as exc:
@@ -100,7 +104,7 @@ async def stream_in(request: Request, archive: Archive, content_length: int | No
     openapi_extra=BINARY_BODY,
     summary="Ingest a new record",
     description=(
-        "Send the bytes as the request body, the metadata as JSON (ASCII-escaped, e.g. `jq -c -a`) in "
+        "Send the bytes as the request body, the metadata as JSON (UTF-8, or ASCII-escaped with `jq -c -a`) in "
         f"`{METADATA_HEADER}`, and the SHA-256 of the bytes in `{SHA_HEADER}`. Streamed end to end."
     ),
 )
@@ -142,7 +146,7 @@ def get_content(
     request: Request,
     archive: ArchiveDep,
     who: CurrentUser,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=db.MAX_INT)] = None,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> StreamingResponse:
     rec = archive.record(record_id)
@@ -194,8 +198,6 @@ def delete_record(
 ) -> None:
     rec = archive.record(record_id)
     audit_ctx(request)["record_id"] = record_id
-    from .. import catalogdb as db
-
     until = db.utc(rec.retain_until)
     if rec.legal_hold:
         raise Conflict(f"record {record_id} is under legal hold ({rec.hold_reason}) and retained until {until}", until)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from .. import catalogdb as db
 from ..auth import Role
 from ..crypto import patient_index
-from ..deps import JUSTIFICATION_HEADER, ArchiveDep, CurrentUser, audit_ctx, audit_private
+from ..deps import JUSTIFICATION_HEADER, ArchiveDep, CurrentUser, audit_ctx, audit_private, header_text
 from ..models import SearchOut, SearchQuery
 from .convert import record_out
 from .records import ERRORS
@@ -21,7 +21,7 @@ def search(query: SearchQuery, request: Request, archive: ArchiveDep, who: Curre
     facilities: list[str] | None = [query.facility] if query.facility else None
     ctx = audit_ctx(request)
     if who.has(Role.CLINICIAN) and not who.has(Role.ARCHIVIST, Role.AUDITOR, Role.ADMINISTRATOR):
-        justification = (request.headers.get(JUSTIFICATION_HEADER) or "").strip()
+        justification = header_text(request.headers.get(JUSTIFICATION_HEADER) or "", JUSTIFICATION_HEADER).strip()
         own = who.facility or ""
         if query.patient_id and len(justification) >= 10:
             ctx["flagged"] = True  # break-glass patient search

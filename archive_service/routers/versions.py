@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from .. import catalogdb as db
 from ..auth import Role
-from ..deps import ArchiveDep, CurrentUser, audit_ctx, audit_private, check_record_access, require
+from ..deps import ArchiveDep, CurrentUser, audit_ctx, audit_private, check_record_access, header_text, require
 from ..ingest import ingest
 from ..models import IngestOut, VersionOut
 from .convert import current_record, version_out
@@ -27,7 +27,13 @@ def list_versions(record_id: str, request: Request, archive: ArchiveDep, who: Cu
 
 
 @router.get("/{version}", response_model=VersionOut, responses=ERRORS, summary="Metadata of one version")
-def get_version(record_id: str, version: int, request: Request, archive: ArchiveDep, who: CurrentUser) -> VersionOut:
+def get_version(
+    record_id: str,
+    version: Annotated[int, Path(ge=1, le=db.MAX_INT, description="version number, from 1")],
+    request: Request,
+    archive: ArchiveDep,
+    who: CurrentUser,
+) -> VersionOut:
     rec = archive.record(record_id)
     check_record_access(request, who, rec, content=False)
     return version_out(archive.version(record_id, version))
@@ -54,6 +60,7 @@ async def correct_record(
     content_length: Annotated[int | None, Header()] = None,
 ) -> IngestOut:
     audit_ctx(request)["record_id"] = record_id
+    x_correction_reason = header_text(x_correction_reason, "X-Correction-Reason")
     audit_private(request, correction_reason=x_correction_reason)
     meta = parse_metadata(x_archive_metadata, archive)
     sha = check_sha(x_content_sha256)
