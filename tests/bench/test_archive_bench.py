@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 from bench.common import parse_json_line
-from hdc.procs import ManagedProcess
 
-REPO = Path(__file__).resolve().parents[2]
+from .quick import run_quick
+
 RATIOS = ("ingest_ratio_1mib", "ingest_ratio_256mib", "ingest_ratio_1mib_shared", "ingest_ratio_256mib_shared")
 
 
 def test_quick_benchmark_prints_table_and_json(tmp_path: Path) -> None:
-    log = tmp_path / "bench.log"
-    bench = ManagedProcess("bench-archive", [sys.executable, "-m", "bench.archive", "--quick"], log, cwd=REPO)
-    with bench:
-        assert bench.proc is not None
-        code = bench.proc.wait(timeout=300)
-    output = log.read_text()
-    assert code == 0, output[-3000:]
+    output = run_quick("bench.archive", tmp_path, timeout=300)
     assert "server peak RSS" in output and "all on" in output
     if len(os.sched_getaffinity(0)) >= 2:
         assert "store on CPU" in output  # the headline placement: the store on its own CPUs

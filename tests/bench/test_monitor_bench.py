@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.common import parse_json_line
 from bench.monitor_anchor import EXPORTER, PER_CYCLE_FIELDS, snmp_yml
-from hdc.procs import ManagedProcess
 
-REPO = Path(__file__).resolve().parents[2]
+from .quick import run_quick
+
 KEYS = ("cpu_per_target_ratio_vs_snmp_exporter", "targets_per_s", "cpu_share_10k_links", "peak_rss_mb_10k_links")
 
 
@@ -37,13 +36,7 @@ def test_anchor_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_quick_benchmark_prints_table_and_json(tmp_path: Path) -> None:
-    log = tmp_path / "bench.log"
-    bench = ManagedProcess("bench-monitor", [sys.executable, "-m", "bench.monitor", "--quick"], log, cwd=REPO)
-    with bench:
-        assert bench.proc is not None
-        code = bench.proc.wait(timeout=100)
-    output = log.read_text()
-    assert code == 0, output[-3000:]
+    output = run_quick("bench.monitor", tmp_path, timeout=100)
     for row in ("CPU per polled target", "targets per second", "answers complete", "CPU share of one core", "peak RSS"):
         assert row in output
     data = parse_json_line(output)
