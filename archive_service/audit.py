@@ -114,6 +114,9 @@ class AuditLog:
             self.head_seq, self.head_hash = self._head_from_store()
             self.flushed_seq, self.flushed_hash = self.head_seq, self.head_hash
         self._wal = self.wal_path.open("a", encoding="utf-8")
+        # Pending entries at start may already be in the store (killed between a batch PUT and
+        # the state write); so may a batch whose PUT failed after the store took it.
+        self._recheck = bool(self._pending)
 
     # --- local state
     def _read_state(self) -> dict[str, Any]:
@@ -188,6 +191,9 @@ class AuditLog:
         """Write pending entries to the store in batches; returns how many were written."""
         written = 0
         with self._flush_lock:
+            if self._recheck:
+                self._settle_stored()
+                self._recheck = False
             while True:
                 with self._lock:
                     batch = self._pending[: self.settings.audit_batch_max]
@@ -195,19 +201,51 @@ class AuditLog:
                     return written
                 body = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in batch).encode()
                 until = datetime.now(UTC) + parse_duration(self.settings.audit_retention)
-                self.store.put(
-                    self.store.audit,
-                    batch_key(self.writer, batch[0]["seq"], batch[-1]["seq"]),
-                    body,
-                    until,
-                    "application/x-ndjson",
-                )
+                try:
+                    self.store.put(
+                        self.store.audit,
+                        batch_key(self.writer, batch[0]["seq"], batch[-1]["seq"]),
+                        body,
+                        until,
+                        "application/x-ndjson",
+                    )
+                except BaseException:
+                    self._recheck = True  # the store may have taken it before the answer was lost
+                    raise
                 with self._lock:
-                    self.flushed_seq, self.flushed_hash = batch[-1]["seq"], batch[-1]["hash"]
-                    self._write_state()
-                    self._pending = self._pending[len(batch) :]
-                    self._compact()
+                    self._mark_flushed(len(batch))
                 written += len(batch)
+
+    def _mark_flushed(self, n: int) -> None:
+        """The first `n` pending entries are in the store (called under the lock)."""
+        last = self._pending[n - 1]
+        self.flushed_seq, self.flushed_hash = last["seq"], last["hash"]
+        self._write_state()
+        self._pending = self._pending[n:]
+        self._compact()
+
+    def _settle_stored(self) -> None:
+        """Take as flushed the pending entries a stored batch already holds, instead of writing
+        them again under an overlapping name, which `verify_chain` would rightly report."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                first = self._pending[0]["seq"]
+            keys = sorted(self.store.list_keys(self.store.audit, f"{self.prefix}{first:012d}-"))
+            if not keys:
+                return
+            try:
+                stored = [
+                    json.loads(line)["hash"] for line in self.store.read_all(self.store.audit, keys[-1]).splitlines()
+                ]
+            except (ValueError, KeyError, TypeError):
+                return  # not a batch of ours: write as usual, and verify will report it
+            with self._lock:
+                if not stored or [e["hash"] for e in self._pending[: len(stored)]] != stored:
+                    return
+                log.warning("audit: %s was already in the store (an answer lost); not written again", keys[-1])
+                self._mark_flushed(len(stored))
 
     def _compact(self) -> None:
         """Rewrite the write-ahead with the entries not yet in the store (called under the lock)."""

@@ -122,6 +122,17 @@ dispositions = Table(
     Column("certificate_key", String(300)),
 )
 
+#: A destroyed record's certificate entry, written in the transaction that marks it destroyed and
+#: removed in the one that records its certificate: a run the store interrupts before the
+#: certificate is written leaves them here for the next run to certify, not lost.
+uncertified = Table(
+    "disposition_uncertified",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("record_id", String(36), primary_key=True),
+    Column("entry", Text, nullable=False),
+)
+
 holds = Table(
     "holds",
     metadata,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 import tempfile
@@ -57,7 +56,13 @@ def serve(
 
         work = settings.state_dir / "store"
         if work.exists():
-            shutil.rmtree(work)  # SeaweedFS remembers its ports: a fresh node each run (dev only)
+            # SeaweedFS remembers its ports, so the embedded store cannot start again on its data;
+            # wiping it would leave the catalog pointing at records that are gone.
+            raise UserError(
+                f"{work} holds the embedded store of an earlier run, and the catalog in {settings.state_dir} "
+                "its records: the embedded store is for trying the archive once. Use a new HDC_ARCHIVE_STATE_DIR, "
+                f"or remove {settings.state_dir} to start over (every record in it is lost)"
+            )
         store = start_devstore(work)
         os.environ.update(store.env())
         typer.echo(f"embedded store: SeaweedFS on {store.endpoint} (pid {store.process.pid}, data {work})")

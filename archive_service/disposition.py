@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from . import catalogdb as db
 from .service import Archive, Conflict, NotFound, rewrap_key
@@ -94,57 +94,95 @@ def execute(archive: Archive, request_id: str, actor: str) -> Any:
     at = db.now()
     remaining = [rid for rid in ids if archive.record(rid).status != "destroyed"]
     recs = _check_destroyable(archive, remaining, at)
-    destroyed: list[dict[str, Any]] = []
     failure: Exception | None = None
     try:
         for rec in recs:
-            destroyed.append(_destroy(archive, rec, at))
+            _destroy(archive, request_id, rec, at)
     except Exception as exc:
         failure = exc
-    if destroyed or failure is None:
-        key = _certify(archive, req, actor, at, destroyed, failure)
+    # What this run destroyed, and what an earlier run destroyed but could not certify.
+    with archive.engine.connect() as conn:
+        owed = list(conn.execute(select(db.uncertified).where(db.uncertified.c.request_id == request_id)))
+    if owed or failure is None:
+        status = "partial" if failure else "executed"
+        try:
+            key = _certify(archive, req, actor, at, [json.loads(r.entry) for r in owed], failure)
+        except Exception:
+            _mark(archive, request_id, "partial", actor, at, req.certificate_key)  # entries kept for the next run
+            raise
         with archive.engine.begin() as conn:
             conn.execute(
-                update(db.dispositions)
-                .where(db.dispositions.c.request_id == request_id)
-                .values(
-                    status="partial" if failure else "executed", executed_by=actor, executed_at=at, certificate_key=key
+                db.uncertified.delete().where(
+                    and_(
+                        db.uncertified.c.request_id == request_id,
+                        db.uncertified.c.record_id.in_([r.record_id for r in owed]),
+                    )
                 )
             )
+            _mark_in(conn, request_id, status, actor, at, key)
+    elif failure is not None:
+        _mark(archive, request_id, "partial", actor, at, req.certificate_key)
     if failure is not None:
         raise failure
     return get_request(archive, request_id)
 
 
-def _destroy(archive: Archive, rec: Any, at: datetime) -> dict[str, Any]:
+def _mark(archive: Archive, request_id: str, status: str, actor: str, at: datetime, key: str | None) -> None:
+    with archive.engine.begin() as conn:
+        _mark_in(conn, request_id, status, actor, at, key)
+
+
+def _mark_in(conn: Any, request_id: str, status: str, actor: str, at: datetime, key: str | None) -> None:
+    conn.execute(
+        update(db.dispositions)
+        .where(db.dispositions.c.request_id == request_id)
+        .values(status=status, executed_by=actor, executed_at=at, certificate_key=key)
+    )
+
+
+def _destroy(archive: Archive, request_id: str, rec: Any, at: datetime) -> None:
+    """Delete every version of one record, each marked destroyed in the catalog as soon as its
+    objects are gone (a run stopped midway leaves no catalog entry without its object); then the
+    record is marked destroyed and its certificate entry kept until a certificate holds it."""
     with archive.engine.connect() as conn:
-        vers = db.list_versions(conn, rec.record_id, ("committed",))
+        vers = db.list_versions(conn, rec.record_id, ("committed", "destroyed"))
     for v in vers:  # the store checks the lock itself
         try:
-            for key, vid, _latest, _marker in archive.store.list_versions(
-                archive.store.records, rewrap_key(rec.record_id, v.version)
-            ):
-                archive.store.delete_version(archive.store.records, key, vid)
-            archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
+            if v.state == "committed":
+                for key, vid, _latest, _marker in archive.store.list_versions(
+                    archive.store.records, rewrap_key(rec.record_id, v.version)
+                ):
+                    archive.store.delete_version(archive.store.records, key, vid)
+                archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
+                with archive.engine.begin() as conn:
+                    conn.execute(
+                        update(db.versions)
+                        .where(and_(db.versions.c.record_id == rec.record_id, db.versions.c.version == v.version))
+                        .values(state="destroyed", wrapped_dek=b"", prefix=b"")
+                    )
             # A PUT repeated after its answer was lost (a dropped connection, a client retry)
-            # leaves a second copy under the same key that the catalog never saw: destroy it too.
+            # leaves a second copy under the same key that the catalog never saw: destroy it too
+            # (again on a rerun: the run that deleted the catalog's copy may have stopped here).
             for key, vid, _latest, _marker in archive.store.list_versions(archive.store.records, v.object_key):
                 if key == v.object_key:
                     archive.store.delete_version(archive.store.records, key, vid)
         except StoreRefused as exc:
             until = archive.store.retention(archive.store.records, v.object_key, v.s3_version_id)
             raise Conflict(f"store refused to destroy {v.object_key}: {exc}", until) from None
+    entry = _entry(rec, vers)
     with archive.engine.begin() as conn:
-        conn.execute(
-            update(db.versions)
-            .where(db.versions.c.record_id == rec.record_id)
-            .values(state="destroyed", wrapped_dek=b"", prefix=b"")
-        )
         conn.execute(
             update(db.records)
             .where(db.records.c.record_id == rec.record_id)
             .values(status="destroyed", destroyed_at=at, patient_index=None)
         )
+        conn.execute(
+            db.uncertified.insert().values(request_id=request_id, record_id=rec.record_id, entry=json.dumps(entry))
+        )
+
+
+def _entry(rec: Any, vers: list[Any]) -> dict[str, Any]:
+    """The record as its destruction certificate describes it."""
     until = db.utc(rec.retain_until)
     entry: dict[str, Any] = {
         "record_id": rec.record_id,

@@ -77,6 +77,7 @@ class Pending(NamedTuple):
     cipher: ChunkCipher
     retain_until: datetime
     created_at: datetime
+    legal_hold: bool  # a correction of a held record is held in the store from its first byte
 
 
 class Stored(NamedTuple):
@@ -148,6 +149,10 @@ def commit_version(
             conn.execute(_UPDATE_VERSION, committed)
             rec = db.get_record(conn, record_id)
             assert rec is not None
+            if version < int(rec.current_version):
+                # The reconciler settling a correction whose answer was lost after a later one
+                # was committed: the version joins the history, the record keeps its newest.
+                return []
             retain = max(_utc(rec.retain_until), _utc(row.retain_until))
             values: dict[str, Any] = {"status": "active", "current_version": version, "retain_until": retain}
             for field in ("subclass", "document_date", "title", "author", "language", "content_type"):
@@ -179,6 +184,7 @@ def _begin(
     s = archive.settings
     retain = archive.retain_until_for(meta.record_class.value, meta.subclass, meta.document_date)
     pidx = patient_index(archive.keys.index_key, meta.patient_id) if meta.patient_id else None
+    held = False
     with archive.engine.begin() as conn:
         if record_id is None:
             record_id = str(uuid.uuid4())
@@ -199,6 +205,10 @@ def _begin(
                     "record_class, facility and patient_id must match the record"
                 )
             version = db.next_version(conn, record_id)
+            # The new version is locked at least as long as the record already is (an extension
+            # by PUT /retention or by a later document), and held if the record is.
+            retain = max(retain, _utc(rec.retain_until))
+            held = bool(rec.legal_hold)
         now = db.now()
         # Sealed in the object's header: with the KEK, the store alone rebuilds the catalog (rebuild.py).
         sealed_meta = {
@@ -260,7 +270,7 @@ def _begin(
             )
         except IntegrityError:
             raise Conflict(f"record {record_id}: another correction is being stored; retry") from None
-    return Pending(record_id, version, envelope, cipher, retain, now)
+    return Pending(record_id, version, envelope, cipher, retain, now, held)
 
 
 def _store_small(
@@ -274,7 +284,7 @@ def _store_small(
     data: bytes,
 ) -> Stored:
     """A record that fits one part, already verified: steps 1, 2+4 (one PUT) and 5 in one worker hop."""
-    record_id, version, envelope, cipher, retain, created = _begin(
+    record_id, version, envelope, cipher, retain, created, held = _begin(
         archive, meta, who, sha256, content_type, existing, reason
     )
     key = object_key(record_id, version)
@@ -284,7 +294,9 @@ def _store_small(
         drop_pending(archive, record_id, version)
         raise
     # From here on the object may exist: a failure leaves the pending row to the reconciler.
-    written = archive.store.put(archive.store.records, key, sealed.pieces, retain, crc32c=sealed.crc32c)
+    written = archive.store.put(
+        archive.store.records, key, sealed.pieces, retain, crc32c=sealed.crc32c, legal_hold=held
+    )
     earlier = commit_version(
         archive,
         record_id,
@@ -325,7 +337,9 @@ def _begin_multipart(
     """Step 1, then open the multipart upload and record its id (so the reconciler can abort it)."""
     pending = _begin(archive, meta, who, sha256, content_type, existing, reason)
     try:
-        upload_id = archive.store.create_upload(object_key(pending.record_id, pending.version), pending.retain_until)
+        upload_id = archive.store.create_upload(
+            object_key(pending.record_id, pending.version), pending.retain_until, pending.legal_hold
+        )
     except BaseException:
         drop_pending(archive, pending.record_id, pending.version)
         raise

@@ -16,6 +16,7 @@ import contextlib
 import getpass
 import json
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -130,10 +131,11 @@ class Planned:
 
 
 def safe_url(url: str) -> str:
+    """The URL with its password hidden, even when it does not parse (a typo must not print it)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        return re.sub(r"(?<=:)[^:/@]*(?=@)", "***", url)
 
 
 def _iso_dt(value: Any) -> datetime | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from hdc.errors import UserError
 
@@ -20,6 +20,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 3
 DEFAULT_RETENTION = {"medical": "20y", "administrative": "10y"}
 
 MiB = 1024 * 1024
+#: Longer than any retention law asks, and short enough that every date it gives fits a datetime.
+MAX_DURATION_SECONDS = 1000 * 365 * 86400
+_INSTANCE_ID = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -30,7 +33,10 @@ def parse_duration(text: str) -> timedelta:
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise ValueError(f"'{text}': a retention duration must be positive")
-    return timedelta(seconds=amount * _UNIT_SECONDS[unit])
+    seconds = amount * _UNIT_SECONDS[unit]
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"'{text}': longer than 1000 years")
+    return timedelta(seconds=seconds)
 
 
 def add_duration(start: datetime, text: str) -> datetime:
@@ -92,13 +98,27 @@ class ArchiveSettings(BaseSettings):
     part_chunks: Annotated[int, Field(ge=1, le=1024)] = Field(8, description="encryption chunks per S3 part")
     upload_concurrency: Annotated[int, Field(ge=1, le=32)] = 4
 
-    audit_flush_seconds: Annotated[float, Field(gt=0)] = 2.0
+    audit_flush_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
     audit_batch_max: Annotated[int, Field(ge=1)] = 1000
     audit_fsync: bool = Field(True, description="fsync the audit write-ahead after each entry")
-    reconcile_grace_seconds: Annotated[float, Field(ge=0)] = Field(
+    reconcile_grace_seconds: Annotated[float, Field(ge=0, le=30 * 86400, allow_inf_nan=False)] = Field(
         3600, description="pending ingests of other instances younger than this are left alone"
     )
     instance_id: str | None = Field(None, description="stable id of this service instance; default from state dir")
+
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_ID.match(value):
+            raise ValueError("letters, digits, '.', '_' and '-' only (it names a directory and an S3 prefix)")
+        return value
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if "://" in value or "/" in value:
+            raise ValueError(f"'{value}': host:port only, without a scheme or path (TLS is HDC_ARCHIVE_S3_SECURE=true)")
+        return value
 
     @field_validator("retention")
     @classmethod
@@ -153,6 +173,8 @@ def load_settings(**overrides: object) -> ArchiveSettings:
     """Read and validate the settings; a bad value becomes a UserError naming the variable."""
     try:
         return ArchiveSettings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a JSON-valued variable (HDC_ARCHIVE_RETENTION) that is not JSON
+        raise UserError(f"invalid archive settings: {exc} (HDC_ARCHIVE_RETENTION takes a JSON object)") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -154,10 +154,11 @@ class ObjectStore:
         retain_until: datetime,
         content_type: str = "application/octet-stream",
         crc32c: int | None = None,
+        legal_hold: bool = False,
     ) -> Written:
-        """PutObject with retention; `data` may come in pieces, `crc32c` of it all when the caller
-        has it (see s3put)."""
-        headers = {k: str(v) for k, v in self._headers(retain_until).items()}
+        """PutObject with retention (and a legal hold when asked); `data` may come in pieces,
+        `crc32c` of it all when the caller has it (see s3put)."""
+        headers = {k: str(v) for k, v in self._headers(retain_until, legal_hold).items()}
         headers["Content-Type"] = content_type
         fast = self._fast_put(bucket, key, data, headers, crc32c=crc32c)
         if fast is not None:
@@ -168,9 +169,11 @@ class ObjectStore:
             res = self.client._put_object(bucket, key, _joined(data), headers)  # type: ignore[arg-type]  # bytes-like is fine
         return Written(res.version_id or "", res.etag or "")
 
-    def create_upload(self, key: str, retain_until: datetime) -> str:
+    def create_upload(self, key: str, retain_until: datetime, legal_hold: bool = False) -> str:
         with _mapped(f"create multipart upload {key}"):
-            return self.client._create_multipart_upload(self.records, key, dict(self._headers(retain_until)))
+            return self.client._create_multipart_upload(
+                self.records, key, dict(self._headers(retain_until, legal_hold))
+            )
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Body) -> str:
         fast = self._fast_put(self.records, key, data, {}, {"partNumber": str(number), "uploadId": upload_id})

@@ -154,6 +154,8 @@ def get_content(
     if rec.status != "active":
         raise HTTPException(410, f"record {record_id} was destroyed on {rec.destroyed_at}")
     row = archive.version(record_id, version)
+    if row.state == "destroyed":  # a disposition the store interrupted midway: its objects are gone
+        raise HTTPException(410, f"version {row.version} of record {record_id} was destroyed")
     size = int(row.size)
     try:
         span = parse_range(range_, size)
