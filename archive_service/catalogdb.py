@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Row, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -167,6 +168,14 @@ def utc(value: datetime | None) -> datetime | None:
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, even when it does not parse (a typo must not print it)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(?<=:)[^:/@]*(?=@)", "***", url)
 
 
 def make_engine(url: str) -> Engine:

@@ -7,7 +7,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,13 +29,30 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def _open():  # type: ignore[no-untyped-def]
-    from .service import Archive
-    from .store import StoreUnavailable
+    from minio.error import S3Error
 
+    from .service import Archive
+    from .store import StoreRefused, StoreUnavailable
+
+    settings = _settings()
     try:
-        return Archive.open(_settings(), cli=True)
+        return Archive.open(settings, cli=True)
     except StoreUnavailable as exc:
         raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT)") from None
+    except (StoreRefused, S3Error) as exc:
+        raise UserError(_refused(exc, settings.bucket_records, settings.bucket_audit)) from None
+
+
+def _refused(exc: Exception, *buckets: str) -> str:
+    """A store refusal as an operator reads it: which setting to check (never the secret itself)."""
+    code = getattr(exc, "code", "") or ""
+    if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"):
+        hint = "check HDC_ARCHIVE_S3_ACCESS_KEY and HDC_ARCHIVE_S3_SECRET_KEY"
+    elif code in ("InvalidBucketName", "NoSuchBucket"):
+        hint = f"check the bucket names ({', '.join(buckets)}: HDC_ARCHIVE_BUCKET_RECORDS, HDC_ARCHIVE_BUCKET_AUDIT, --bucket)"
+    else:
+        hint = "check the S3 settings (HDC_ARCHIVE_S3_*)"
+    return f"the store refused the request ({code or type(exc).__name__}): {hint}"
 
 
 @app.command()
@@ -94,7 +111,7 @@ def token(
     role: Annotated[list[str], typer.Option(help="archivist, clinician, auditor or administrator (repeatable)")],
     subject: Annotated[str, typer.Option(help="the user the token names")] = "dev-user",
     facility: Annotated[str | None, typer.Option(help="facility id (clinicians: their facility)")] = None,
-    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds", min=1, max=30 * 86400)] = 3600,
 ) -> None:
     """Mint a development token signed by the embedded issuer's local key."""
     from .auth import Role, mint_token
@@ -119,14 +136,18 @@ def audit_verify(
     bucket: Annotated[str | None, typer.Option(help="verify a copy of the chain in another bucket")] = None,
 ) -> None:
     """Re-read the audit chain from the store; exit 1 on any altered, missing or reordered entry."""
+    from minio.error import S3Error
+
     from .audit import local_heads, verify_chain
-    from .store import ObjectStore, StoreUnavailable
+    from .store import ObjectStore, StoreRefused, StoreUnavailable
 
     settings = _settings()
     try:
         report = verify_chain(ObjectStore(settings), bucket, None if bucket else local_heads(settings.state_dir))
     except StoreUnavailable as exc:
         raise UserError(str(exc)) from None
+    except (StoreRefused, S3Error) as exc:
+        raise UserError(_refused(exc, bucket or settings.bucket_audit)) from None
     for p in report.problems:
         typer.echo(f"PROBLEM: {p}")
     typer.echo(
@@ -182,7 +203,9 @@ def audit_expire(
 
 
 @app.command()
-def fixity(limit: Annotated[int | None, typer.Option(help="check at most this many versions")] = None) -> None:
+def fixity(
+    limit: Annotated[int | None, typer.Option(help="check at most this many versions", min=1)] = None,
+) -> None:
     """Re-read stored versions, decrypt and recompute their SHA-256; exit 1 on any mismatch."""
     from .fixity import run_fixity
 
@@ -201,6 +224,26 @@ def fixity(limit: Annotated[int | None, typer.Option(help="check at most this ma
         raise typer.Exit(1)
 
 
+def _all_keys_present(archive: Any) -> None:
+    """Every key-encryption key the catalog's data keys name is in the keyring: checked before a
+    rotation saves a new key, so a wrong keyring stops the command instead of failing halfway."""
+    from sqlalchemy import select
+
+    from . import catalogdb as db
+
+    with archive.engine.connect() as conn:
+        used = {
+            r[0]
+            for r in conn.execute(select(db.versions.c.key_id).where(db.versions.c.state == "committed").distinct())
+        }
+    missing = sorted(used - set(archive.keys.keys))
+    if missing:
+        raise UserError(
+            f"key(s) {', '.join(missing)} wrap data keys in the catalog but are not in the keyring "
+            f"{archive.settings.keyring_path}: restore it from its backup (runbooks/archive/key-rotation.md) first"
+        )
+
+
 @keys_app.command("rotate")
 def keys_rotate(rewrap: Annotated[bool, typer.Option(help="re-wrap every data key now")] = True) -> None:
     """Create a new key-encryption key, make it current, and re-wrap data keys (content untouched)."""
@@ -208,6 +251,7 @@ def keys_rotate(rewrap: Annotated[bool, typer.Option(help="re-wrap every data ke
 
     archive = _open()
     try:
+        _all_keys_present(archive)
         new = archive.keys.rotate()
         typer.echo(f"current key: {new}")
         if rewrap:
@@ -223,6 +267,7 @@ def keys_rewrap() -> None:
 
     archive = _open()
     try:
+        _all_keys_present(archive)
         typer.echo(f"re-wrapped {rewrap_all(archive)} data key(s) under {archive.keys.current_key_id()}")
     finally:
         archive.close()
@@ -263,13 +308,17 @@ def reconcile() -> None:
 def export(
     record_id: str,
     out: Annotated[Path, typer.Option(help="file to write the decrypted content to")],
-    version: Annotated[int | None, typer.Option(help="version (default: current)")] = None,
+    version: Annotated[int | None, typer.Option(help="version (default: current)", min=1, max=2**31 - 1)] = None,
 ) -> None:
     """Restore a record's content straight from the store (decrypt and verify its SHA-256)."""
     import hashlib
 
+    from cryptography.exceptions import InvalidTag
+
+    from .crypto import KeyError_
     from .ingest import open_content
     from .service import NotFound
+    from .store import StoreRefused, StoreUnavailable
 
     archive = _open()
     try:
@@ -277,14 +326,26 @@ def export(
             row = archive.version(record_id, version)
         except NotFound as exc:
             raise UserError(str(exc)) from None
+        # Written beside `out` and moved over it only once verified: a failure leaves `out` as it was.
+        if not out.parent.is_dir() or out.is_dir():
+            raise UserError(f"--out {out}: not a file in an existing directory")
+        tmp = out.with_name(f".{out.name}.part")
         h = hashlib.sha256()
-        with out.open("wb") as fh:
-            if int(row.size):
-                for piece in open_content(archive, row, 0, int(row.size) - 1):
-                    h.update(piece)
-                    fh.write(piece)
-        if h.hexdigest() != row.sha256:
-            raise UserError(f"{out}: SHA-256 {h.hexdigest()} differs from the catalog's {row.sha256}")
+        try:
+            with tmp.open("wb") as fh:
+                if int(row.size):
+                    for piece in open_content(archive, row, 0, int(row.size) - 1):
+                        h.update(piece)
+                        fh.write(piece)
+            if h.hexdigest() != row.sha256:
+                raise UserError(f"{out}: SHA-256 {h.hexdigest()} differs from the catalog's {row.sha256}")
+            tmp.replace(out)
+        except OSError as exc:
+            raise UserError(f"--out {out}: {exc.strerror or exc}") from None
+        except (KeyError_, InvalidTag, StoreUnavailable, StoreRefused) as exc:
+            raise UserError(f"record {record_id}: cannot read its content ({type(exc).__name__}: {exc})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         typer.echo(f"{out}: {row.size} bytes, SHA-256 {row.sha256} verified")
     finally:
         archive.close()

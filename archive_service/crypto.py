@@ -93,11 +93,26 @@ class LocalKeyring:
             ring.save()
             return ring
         try:
+            mode = path.stat().st_mode & 0o777
+        except OSError as exc:
+            raise UserError(f"keyring {path}: unreadable ({exc.strerror})") from None
+        if mode & 0o077:
+            raise UserError(
+                f"keyring {path}: mode {mode:04o} lets other users read the key-encryption keys; "
+                f"make it 0600 (chmod 600 {path})"
+            )
+        try:
             data = json.loads(path.read_text())
-            keys = {k: _unb64(v, f"{path}: keys.{k}") for k, v in data["keys"].items()}
+            if not (isinstance(data, dict) and isinstance(data.get("keys"), dict)):
+                raise ValueError('not {"current": ID, "keys": {ID: base64}, "index_key": base64}')
+            if not isinstance(data.get("current"), str):
+                raise ValueError("current: must be a key id (a string)")
+            keys = {str(k): _unb64(v, f"{path}: keys.{k}") for k, v in data["keys"].items()}
             ring = cls(keys, data["current"], _unb64(data["index_key"], f"{path}: index_key"), path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"keyring {path}: unreadable or malformed ({exc})") from None
+        if len(ring.index_key) < 32:
+            raise UserError(f"keyring {path}: index_key must decode to at least 32 bytes")
         if ring.current not in ring.keys:
             raise UserError(f"keyring {path}: current key '{ring.current}' is not in keys")
         for k, v in keys.items():
@@ -106,7 +121,8 @@ class LocalKeyring:
         return ring
 
     def save(self) -> None:
-        assert self.path is not None, "an environment keyring cannot be saved"
+        if self.path is None:
+            raise UserError("the keys come from HDC_ARCHIVE_KEK: change them in the environment, not with this command")
         doc = {
             "current": self.current,
             "keys": {k: _b64(v) for k, v in self.keys.items()},
@@ -133,9 +149,13 @@ class LocalKeyring:
         return key_id
 
     def retire(self, key_id: str) -> None:
+        if self.path is None:
+            raise UserError("the keys come from HDC_ARCHIVE_KEK: remove an old key from the environment instead")
         if key_id == self.current:
             raise UserError(f"key {key_id} is the current key; rotate first")
-        self.keys.pop(key_id, None)
+        if key_id not in self.keys:
+            raise UserError(f"key {key_id} is not in the keyring (keys: {', '.join(sorted(self.keys))})")
+        self.keys.pop(key_id)
         self.save()
 
     def _maybe_reload(self) -> None:

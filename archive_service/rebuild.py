@@ -16,7 +16,6 @@ import contextlib
 import getpass
 import json
 import pickle
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,13 +23,14 @@ from typing import Any
 
 from minio.error import S3Error
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, Table, Text, func, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hdc.errors import UserError
 
 from . import catalogdb as db
 from .audit import AuditLog
+from .catalogdb import safe_url
 from .crypto import audit_text_key, patient_index
 from .ingest import plaintext_size
 from .rebuild_scan import (
@@ -128,14 +128,6 @@ class Planned:
     def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         record, versions = pickle.loads(self.blob)  # our own bytes, made a moment ago
         return record, versions
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password hidden, even when it does not parse (a typo must not print it)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"(?<=:)[^:/@]*(?=@)", "***", url)
 
 
 def _iso_dt(value: Any) -> datetime | None:
@@ -432,8 +424,11 @@ def open_target(url: str) -> Engine:
     """Engine on the target with the catalog schema; a corrupt or unreachable database is a UserError."""
     try:
         engine = db.make_engine(url)
-    except (ArgumentError, ValueError) as exc:
-        raise UserError(f"database URL {safe_url(url)!r}: {exc}") from None
+    except (ArgumentError, ValueError):  # the driver's message repeats the URL, password and all
+        raise UserError(
+            f"database URL {safe_url(url)!r} (--into, or HDC_ARCHIVE_DATABASE_URL) is not a SQLAlchemy URL: "
+            "dialect+driver://user:password@host:port/database"
+        ) from None
     try:
         db.create_schema(engine)
         _meta.create_all(engine)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, delete, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from inventory.loader import CatalogError, load_catalog
 
@@ -53,10 +54,46 @@ def rewrap_key(record_id: str, version: int) -> str:
     return f"keys/{record_id}/v{version:06d}.json"
 
 
-def load_keys(settings: ArchiveSettings) -> LocalKeyring:
+def load_keys(settings: ArchiveSettings, engine: Engine | None = None) -> LocalKeyring:
+    """The keyring; with the catalog's `engine`, refuse to create a new one over records that an
+    existing keyring wraps (a typo in HDC_ARCHIVE_KEK_FILE must not start a second key set)."""
+    from hdc.errors import UserError
+
     if settings.kek:
         return LocalKeyring.from_env(settings.kek, settings.index_key)
-    return LocalKeyring.load_or_create(settings.keyring_path)
+    path = settings.keyring_path
+    if engine is not None and not path.exists():
+        with engine.connect() as conn:
+            wrapped = conn.execute(
+                select(db.versions.c.record_id).where(db.versions.c.state == "committed").limit(1)
+            ).first()
+        if wrapped is not None:
+            raise UserError(
+                f"keyring {path} not found, but the catalog holds records wrapped by a keyring: restore it from its "
+                "backup (runbooks/archive/key-rotation.md) or check HDC_ARCHIVE_KEK_FILE"
+            )
+    return LocalKeyring.load_or_create(path)
+
+
+def open_catalog(url: str) -> Engine:
+    """Engine on the catalog with its schema; an unusable URL or database is a UserError naming
+    HDC_ARCHIVE_DATABASE_URL (never its password)."""
+    from hdc.errors import UserError
+
+    try:
+        engine = db.make_engine(url)
+        db.create_schema(engine)
+    except (ArgumentError, ValueError):
+        raise UserError(
+            f"HDC_ARCHIVE_DATABASE_URL {db.safe_url(url)!r}: not a SQLAlchemy URL "
+            "(dialect+driver://user:password@host:port/database)"
+        ) from None
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", exc)).splitlines()[0].replace(url, db.safe_url(url))
+        raise UserError(
+            f"HDC_ARCHIVE_DATABASE_URL {db.safe_url(url)!r}: the catalog cannot be opened ({detail})"
+        ) from None
+    return engine
 
 
 def facility_ids(catalog_ref: str) -> frozenset[str]:
@@ -102,9 +139,8 @@ class Archive:
         if setup_store:
             for note in store.ensure_buckets():
                 log.info(note)
-        engine = db.make_engine(settings.db_url)
-        db.create_schema(engine)
-        keys = load_keys(settings)
+        engine = open_catalog(settings.db_url)
+        keys = load_keys(settings, engine)
         instance = _instance_id(settings)
         audit = AuditLog(settings, store, f"{instance}-cli" if cli else instance)
         pool = ThreadPoolExecutor(max_workers=settings.upload_concurrency * 2, thread_name_prefix="archive-io")

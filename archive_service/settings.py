@@ -106,6 +106,13 @@ class ArchiveSettings(BaseSettings):
     )
     instance_id: str | None = Field(None, description="stable id of this service instance; default from state dir")
 
+    @field_validator("state_dir")
+    @classmethod
+    def _check_state_dir(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a directory")
+        return value
+
     @field_validator("instance_id")
     @classmethod
     def _check_instance(cls, value: str | None) -> str | None:

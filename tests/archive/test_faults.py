@@ -209,7 +209,7 @@ def test_reconciler_commits_an_object_completed_before_the_crash(settings: Archi
     try:
         data = b"complete but not committed"
         meta = RecordMetadata.model_validate(medical(title="window"))
-        rid, version, env, cipher, retain, _created = _begin(
+        rid, version, env, cipher, retain, _created, _held = _begin(
             archive, meta, "tester", hashlib.sha256(data).hexdigest(), "text/plain", None, None
         )
         from archive_service.ingest import seal_part
