@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Row, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -197,6 +197,27 @@ def make_engine(url: str) -> Engine:
     # each query with its values costs a fraction of a millisecond.
     args = {"prepare_threshold": None} if make_url(url).get_driver_name() == "psycopg" else {}
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, connect_args=args)
+
+
+def open_catalog(url: str, setting: str = "HDC_ARCHIVE_DATABASE_URL", hint: str = "") -> Engine:
+    """Engine on the catalog with its schema; an unusable URL or database is a UserError naming
+    `setting` and never the password (drivers repeat the URL in their messages)."""
+    from hdc.errors import UserError
+
+    shown = safe_url(url)
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, ValueError):
+        raise UserError(
+            f"{setting} {shown!r}: not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)"
+        ) from None
+    try:
+        create_schema(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        detail = str(getattr(exc, "orig", exc)).splitlines()[0].replace(url, shown)
+        raise UserError(f"{setting} {shown!r}: the catalog cannot be opened or created ({detail}){hint}") from None
+    return engine
 
 
 def create_schema(engine: Engine) -> None:

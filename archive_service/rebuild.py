@@ -24,7 +24,7 @@ from typing import Any
 from minio.error import S3Error
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, Table, Text, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from hdc.errors import UserError
 
@@ -422,23 +422,14 @@ class Planner:
 # --- the target database
 def open_target(url: str) -> Engine:
     """Engine on the target with the catalog schema; a corrupt or unreachable database is a UserError."""
+    hint = "; move a damaged file aside, or rebuild into a fresh database with --into URL"
+    engine = db.open_catalog(url, "database URL (--into, or HDC_ARCHIVE_DATABASE_URL)", hint)
     try:
-        engine = db.make_engine(url)
-    except (ArgumentError, ValueError):  # the driver's message repeats the URL, password and all
-        raise UserError(
-            f"database URL {safe_url(url)!r} (--into, or HDC_ARCHIVE_DATABASE_URL) is not a SQLAlchemy URL: "
-            "dialect+driver://user:password@host:port/database"
-        ) from None
-    try:
-        db.create_schema(engine)
         _meta.create_all(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise UserError(
-            f"catalog database {safe_url(url)} cannot be opened or created ({detail}); move a damaged file "
-            "aside, or rebuild into a fresh database with --into URL"
-        ) from None
+        raise UserError(f"catalog database {safe_url(url)} cannot be opened or created ({detail}){hint}") from None
     return engine
 
 

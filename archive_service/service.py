@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, delete, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from inventory.loader import CatalogError, load_catalog
 
@@ -75,27 +74,6 @@ def load_keys(settings: ArchiveSettings, engine: Engine | None = None) -> LocalK
     return LocalKeyring.load_or_create(path)
 
 
-def open_catalog(url: str) -> Engine:
-    """Engine on the catalog with its schema; an unusable URL or database is a UserError naming
-    HDC_ARCHIVE_DATABASE_URL (never its password)."""
-    from hdc.errors import UserError
-
-    try:
-        engine = db.make_engine(url)
-        db.create_schema(engine)
-    except (ArgumentError, ValueError):
-        raise UserError(
-            f"HDC_ARCHIVE_DATABASE_URL {db.safe_url(url)!r}: not a SQLAlchemy URL "
-            "(dialect+driver://user:password@host:port/database)"
-        ) from None
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", exc)).splitlines()[0].replace(url, db.safe_url(url))
-        raise UserError(
-            f"HDC_ARCHIVE_DATABASE_URL {db.safe_url(url)!r}: the catalog cannot be opened ({detail})"
-        ) from None
-    return engine
-
-
 def facility_ids(catalog_ref: str) -> frozenset[str]:
     from hdc.errors import UserError
 
@@ -139,7 +117,7 @@ class Archive:
         if setup_store:
             for note in store.ensure_buckets():
                 log.info(note)
-        engine = open_catalog(settings.db_url)
+        engine = db.open_catalog(settings.db_url)
         keys = load_keys(settings, engine)
         instance = _instance_id(settings)
         audit = AuditLog(settings, store, f"{instance}-cli" if cli else instance)
