@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan (open, reconcile, audit flusher), audit/metrics middleware,
+"""The FastAPI application: lifespan (open, reconcile, audit flusher, store sync), audit/metrics middleware,
 error mapping, health and metrics endpoints."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from .models import Health
 from .routers import admin, audit, disposition, holds, records, search, versions
 from .service import Archive, BadInput, Conflict, NotFound, TooLarge
 from .settings import ArchiveSettings, load_settings
-from .store import StoreRefused, StoreUnavailable
+from .store import ObjectMissing, StoreRefused, StoreUnavailable
+from .store_sync import Syncer, count_pending
 
 log = logging.getLogger("hdc.archive")
 
@@ -47,6 +48,11 @@ class Metrics:
         self.audit_pending = Gauge(
             "hdc_archive_audit_pending_entries", "Audit entries not yet in the store", registry=self.registry
         )
+        self.store_sync_owed = Gauge(
+            "hdc_archive_store_sync_owed_records",
+            "Records whose legal hold or retention lock the store has not taken yet (store_sync.py)",
+            registry=self.registry,
+        )
         self.fixity_failures = Gauge(
             "hdc_archive_fixity_failures", "Failures found by the last fixity run", registry=self.registry
         )
@@ -61,6 +67,7 @@ ERROR_KINDS = {
     413: "too_large",
     416: "bad_range",
     422: "invalid_input",
+    500: "server_error",
     503: "store_unavailable",
 }
 
@@ -180,9 +187,12 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
         app.state.archive = archive
         app.state.verifier = TokenVerifier(settings)
         archive.audit.start()
+        syncer = Syncer(archive)
+        syncer.start()
         try:
             yield
         finally:
+            await run_in_threadpool(syncer.close)
             await run_in_threadpool(archive.close)
 
     app = FastAPI(
@@ -233,6 +243,11 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
     async def _down(_r: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
+    @app.exception_handler(ObjectMissing)
+    async def _missing(_r: Request, exc: ObjectMissing) -> JSONResponse:
+        log.error("catalog points at a missing object: %s", exc)
+        return _json(500, f"{exc}: the catalog lists it; restore it (runbooks/archive/restore-record.md)")
+
     @app.exception_handler(StoreRefused)
     async def _refused(_r: Request, exc: StoreRefused) -> JSONResponse:
         return _json(409, str(exc))
@@ -279,7 +294,9 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
     @app.get("/metrics", tags=["operations"], response_class=Response, summary="Prometheus metrics")
     def metrics(request: Request) -> Response:
         m: Metrics = request.app.state.metrics
-        m.audit_pending.set(request.app.state.archive.audit.pending_count())
+        archive: Archive = request.app.state.archive
+        m.audit_pending.set(archive.audit.pending_count())
+        m.store_sync_owed.set(count_pending(archive))
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

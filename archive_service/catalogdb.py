@@ -134,6 +134,18 @@ uncertified = Table(
     Column("entry", Text, nullable=False),
 )
 
+#: Records whose objects in the store may lag the catalog's legal hold or retention dates: such a
+#: change is committed here first, with a row in this table, then applied to every version's object
+#: (store_sync.py). The row goes once the store matches; one left behind (a store outage, a crash)
+#: is finished by the next sync. Rows are only added and deleted, so writers never conflict.
+store_sync = Table(
+    "store_sync",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(36), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 holds = Table(
     "holds",
     metadata,
@@ -563,6 +575,7 @@ __all__ = [
     "records",
     "search",
     "select",
+    "store_sync",
     "update",
     "versions",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from . import catalogdb as db
+from . import store_sync
 from .service import Archive, Conflict, NotFound, rewrap_key
 from .settings import parse_duration
 from .store import StoreRefused
@@ -144,6 +145,9 @@ def _destroy(archive: Archive, request_id: str, rec: Any, at: datetime) -> None:
     """Delete every version of one record, each marked destroyed in the catalog as soon as its
     objects are gone (a run stopped midway leaves no catalog entry without its object); then the
     record is marked destroyed and its certificate entry kept until a certificate holds it."""
+    # A hold release the store has not taken yet (an outage, store_sync.py) must reach it first.
+    if not store_sync.settle(archive, rec.record_id):
+        raise Conflict(f"record {rec.record_id}: its legal hold or retention is being changed; run this again")
     with archive.engine.connect() as conn:
         vers = db.list_versions(conn, rec.record_id, ("committed", "destroyed"))
     for v in vers:  # the store checks the lock itself

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
@@ -28,6 +29,7 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import catalogdb as db
+from . import store_sync
 from .crypto import TAG, ChunkCipher, Envelope, chunk_count, cipher_for, new_envelope, patient_index
 from .models import RecordClass, RecordMetadata
 from .service import Archive, BadInput, Conflict, NotFound, TooLarge, drop_pending, object_key
@@ -123,11 +125,14 @@ def commit_version(
     size: int,
     upload_id: str | None,
     extend_for: tuple[str, datetime] | None = None,
-) -> list[str]:
+    held: bool | None = False,
+) -> list[store_sync.Owed]:
     """Step 5 in one transaction: the version becomes visible, the record shows its latest version.
 
-    With `extend_for` = (patient index, retain-until), also returns the patient's other active
-    records whose retention must be pushed to that date (read in the same transaction).
+    With `extend_for` = (patient index, retain-until), the patient's other active records are
+    extended to that date in the same transaction. `held`: whether the object was stored under
+    legal hold (None: unknown). Returns the records whose objects must now follow the catalog
+    (store_sync.settle), so a failure there cannot undo or repeat the commit.
     """
     committed = {
         "k_record": record_id,
@@ -138,6 +143,7 @@ def commit_version(
         "size": size,
         "upload_id": upload_id,
     }
+    owed: list[store_sync.Owed] = []
     with archive.engine.begin() as conn:
         if version == 1:  # the pending record row already carries this version's metadata
             conn.execute(_UPDATE_VERSION, committed)
@@ -146,14 +152,20 @@ def commit_version(
             row = db.get_version(conn, record_id, version)
             assert row is not None
             meta = json.loads(row.meta)
-            conn.execute(_UPDATE_VERSION, committed)
             rec = db.get_record(conn, record_id)
             assert rec is not None
+            record_retain, version_retain = _utc(rec.retain_until), _utc(row.retain_until)
+            if version_retain < record_retain:
+                committed["retain_until"] = record_retain  # extended since step 1: lock it as long
+            conn.execute(_UPDATE_VERSION, committed)
+            if held is None or bool(rec.legal_hold) != held or version_retain < record_retain:
+                # A hold or an extension of the record landed while this version was being stored.
+                owed.append(store_sync.mark(conn, record_id))
             if version < int(rec.current_version):
                 # The reconciler settling a correction whose answer was lost after a later one
                 # was committed: the version joins the history, the record keeps its newest.
-                return []
-            retain = max(_utc(rec.retain_until), _utc(row.retain_until))
+                return owed
+            retain = max(record_retain, version_retain)
             values: dict[str, Any] = {"status": "active", "current_version": version, "retain_until": retain}
             for field in ("subclass", "document_date", "title", "author", "language", "content_type"):
                 values[field] = meta[field]
@@ -161,14 +173,18 @@ def commit_version(
             values["tags"] = json.dumps(meta["tags"])
             conn.execute(_UPDATE_RECORD, {"k_record": record_id, **values})
         if extend_for is None:
-            return []
+            return owed
         pidx, until = extend_for
-        return [
+        earlier = [
             r[0]
             for r in conn.execute(
                 _PATIENT_RECORDS_TO_EXTEND, {"k_patient": pidx, "k_record": record_id, "k_until": until}
             )
         ]
+        if earlier:
+            for rid, locks in store_sync.extend_in(conn, earlier, until).items():
+                owed.append(store_sync.mark(conn, rid, store_sync.Change(locks=locks)))
+    return owed
 
 
 def _begin(
@@ -297,7 +313,7 @@ def _store_small(
     written = archive.store.put(
         archive.store.records, key, sealed.pieces, retain, crc32c=sealed.crc32c, legal_hold=held
     )
-    earlier = commit_version(
+    owed = commit_version(
         archive,
         record_id,
         version,
@@ -306,8 +322,9 @@ def _store_small(
         len(data),
         None,
         _extension(archive, meta, retain),
+        held,
     )
-    _extend(archive, earlier, retain, who)
+    store_sync.settle_after_commit(archive, owed)
     return Stored(record_id, version, len(data), retain, created)
 
 
@@ -317,12 +334,6 @@ def _extension(archive: Archive, meta: RecordMetadata, retain: datetime) -> tupl
     if meta.record_class is RecordClass.MEDICAL and s.medical_retention_from_last_document and meta.patient_id:
         return patient_index(archive.keys.index_key, meta.patient_id), retain
     return None
-
-
-def _extend(archive: Archive, record_ids: list[str], until: datetime, who: str) -> None:
-    """Push the patient's earlier records (found by `commit_version`) to the new retain-until date."""
-    for rid in record_ids:
-        archive.extend_retention(rid, until, who)
 
 
 def _begin_multipart(
@@ -467,7 +478,7 @@ async def ingest(
         written = await loop.run_in_executor(
             None, archive.store.complete_upload, object_key(pending.record_id, pending.version), upload_id, etags
         )
-        earlier = await loop.run_in_executor(
+        owed = await loop.run_in_executor(
             None,
             commit_version,
             archive,
@@ -478,6 +489,7 @@ async def ingest(
             total,
             upload_id,
             _extension(archive, meta, pending.retain_until),
+            pending.legal_hold,
         )
     except BaseException as exc:
         for f in parts:
@@ -497,8 +509,8 @@ async def ingest(
             raise exc from None  # the reconciler aborts it later (pending row kept)
         await loop.run_in_executor(None, drop_pending, archive, pending.record_id, pending.version)
         raise
-    if earlier:
-        await loop.run_in_executor(None, _extend, archive, earlier, pending.retain_until, who)
+    if owed:
+        await loop.run_in_executor(None, store_sync.settle_after_commit, archive, owed)
     return Stored(pending.record_id, pending.version, total, pending.retain_until, pending.created_at)
 
 
@@ -507,22 +519,32 @@ def _record_upload(archive: Archive, record_id: str, version: int, upload_id: st
         conn.execute(_UPDATE_VERSION, {"k_record": record_id, "k_version": version, "upload_id": upload_id})
 
 
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single `bytes=` range → (start, end inclusive); None = whole content. ValueError if unsatisfiable."""
+    """A single `bytes=` range → (start, end inclusive); None = the whole content.
+
+    As RFC 9110 §14.2 has it: a Range that does not parse, names another unit, or asks for several
+    ranges is ignored (the whole content, 200); only a well-formed range that no byte satisfies
+    raises ValueError (416).
+    """
     if not header:
         return None
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec:
-        raise ValueError("only a single bytes= range is supported")
-    first, _, last = spec.strip().partition("-")
+    m = _RANGE.fullmatch(header)
+    if m is None or (m[1] == "" and m[2] == ""):
+        return None
+    first, last = m[1], m[2]
     if first == "":
         n = int(last)
-        if n <= 0:
+        if n <= 0 or size == 0:
             raise ValueError("empty suffix range")
         return max(0, size - n), size - 1
     start = int(first)
     end = int(last) if last else size - 1
-    if start >= size or end < start:
+    if last and end < start:
+        return None  # invalid (last before first): ignored
+    if start >= size:
         raise ValueError("range not satisfiable")
     return start, min(end, size - 1)
 

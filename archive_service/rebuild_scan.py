@@ -311,9 +311,10 @@ def scan_records(
     def guarded(job: tuple[str, int, list[Listed]]) -> tuple[str, int, Found | None, list[Skip], list[str]]:
         try:
             return work(job)
-        except S3Error as exc:  # one object the store will not serve: reported, the rest goes on
+        except (S3Error, StoreRefused) as exc:  # one object the store will not serve: reported, the rest goes on
             key = f"records/{job[0]}/v{job[1]:06d}"
-            return job[0], job[1], None, [Skip(key, "", f"store error {exc.code}: {exc.message}")], []
+            detail = f"store error {exc.code}: {exc.message}" if isinstance(exc, S3Error) else str(exc)
+            return job[0], job[1], None, [Skip(key, "", detail)], []
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rebuild-scan") as pool:
         scan.objects = sum(len(vers) for _, _, vers in jobs)

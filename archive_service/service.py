@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from inventory.loader import CatalogError, load_catalog
 
 from . import catalogdb as db
+from . import store_sync
 from .audit import AuditLog
 from .crypto import KeyProvider, LocalKeyring, audit_text_key
 from .settings import ArchiveSettings, add_duration, parse_duration
@@ -162,86 +163,70 @@ class Archive:
             raise NotFound(f"record {record_id} has no version {version}")
         return row
 
-    # --- retention
+    # --- retention and holds: catalog first, then the store (store_sync.py)
     def extend_retention(self, record_id: str, until: datetime, actor: str) -> tuple[datetime, int]:
-        """Extend every version's lock (store first, then catalog); shortening is a Conflict."""
-        rec = self.record(record_id)
-        if rec.status != "active":
-            raise Conflict(f"record {record_id} is {rec.status}")
-        current = db.utc(rec.retain_until)
-        assert current is not None
-        if until < current:
-            raise Conflict(
-                f"retention can be extended, never shortened: record is retained until {current.isoformat()}", current
-            )
-        until = until.replace(microsecond=0)
-        with self.engine.connect() as conn:
-            vers = db.list_versions(conn, record_id, ("committed",))
-        for v in vers:
-            vu = db.utc(v.retain_until)
-            if vu is not None and vu < until:
-                self.store.set_retention(self.store.records, v.object_key, v.s3_version_id, until)
-                if v.rewrap_version_id:
-                    self.store.set_retention(
-                        self.store.records, rewrap_key(record_id, v.version), v.rewrap_version_id, until
-                    )
+        """Extend every version's lock to `until`; shortening is a Conflict. Repeating the call after
+        a store outage (503) finishes what the store did not take."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(db.versions)
-                .where(
-                    and_(
-                        db.versions.c.record_id == record_id,
-                        db.versions.c.state == "committed",
-                        db.versions.c.retain_until < until,
-                    )
+            rec = self._active(conn, record_id)
+            current = db.utc(rec.retain_until)
+            assert current is not None
+            if until < current:
+                raise Conflict(
+                    f"retention can be extended, never shortened: record is retained until {current.isoformat()}",
+                    current,
                 )
-                .values(retain_until=until)
+            until = max(until.replace(microsecond=0), current)
+            moved = store_sync.extend_in(conn, [record_id], until)
+            mine = (
+                store_sync.mark(conn, record_id, store_sync.Change(locks=moved[record_id]))
+                if record_id in moved
+                else None
             )
-            conn.execute(update(db.records).where(db.records.c.record_id == record_id).values(retain_until=until))
-        return until, len(vers)
+            n = len(db.list_versions(conn, record_id, ("committed",)))
+            owed = mine is not None or store_sync.owed(conn, record_id)
+        if owed:
+            store_sync.settle_or_raise(self, mine, record_id)
+        return until, n
 
-    def extend_patient_records(self, patient_index: str, until: datetime, except_record: str, actor: str) -> int:
-        """Medical retention runs from the patient's last document: push earlier records forward."""
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    select(db.records.c.record_id).where(
-                        and_(
-                            db.records.c.patient_index == patient_index,
-                            db.records.c.status == "active",
-                            db.records.c.record_id != except_record,
-                            db.records.c.retain_until < until,
-                        )
-                    )
-                )
-            )
-        for (rid,) in rows:
-            self.extend_retention(rid, until, actor)
-        return len(rows)
-
-    # --- holds
     def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> Row[Any]:
-        rec = self.record(record_id)
+        """Place or release a legal hold. Repeating the call after a store outage (503) finishes
+        what the store did not take instead of answering that the hold is already there."""
+        with self.engine.begin() as conn:
+            rec = self._active(conn, record_id)
+            mine = None
+            if bool(rec.legal_hold) == on:
+                if not store_sync.owed(conn, record_id):
+                    raise Conflict(f"record {record_id} is {'already' if on else 'not'} under legal hold")
+            else:
+                changed = conn.execute(
+                    update(db.records)
+                    .where(and_(db.records.c.record_id == record_id, db.records.c.legal_hold.is_(not on)))
+                    .values(legal_hold=on, hold_reason=reason if on else None)
+                )
+                if changed.rowcount != 1:
+                    raise Conflict(f"record {record_id}: its legal hold changed meanwhile; check it and retry")
+                conn.execute(
+                    db.insert(db.holds).values(
+                        record_id=record_id,
+                        action="place" if on else "release",
+                        reason=reason,
+                        actor=actor,
+                        at=db.now(),
+                    )
+                )
+                mine = store_sync.mark(conn, record_id, store_sync.Change(hold=True))
+        store_sync.settle_or_raise(self, mine, record_id)
+        return self.record(record_id)
+
+    @staticmethod
+    def _active(conn: Connection, record_id: str) -> Row[Any]:
+        rec = db.get_record(conn, record_id)
+        if rec is None or rec.status == "pending":
+            raise NotFound(f"record {record_id} not found")
         if rec.status != "active":
             raise Conflict(f"record {record_id} is {rec.status}")
-        if bool(rec.legal_hold) == on:
-            raise Conflict(f"record {record_id} is {'already' if on else 'not'} under legal hold")
-        with self.engine.connect() as conn:
-            vers = db.list_versions(conn, record_id, ("committed",))
-        for v in vers:
-            self.store.set_legal_hold(self.store.records, v.object_key, v.s3_version_id, on)
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(db.records)
-                .where(db.records.c.record_id == record_id)
-                .values(legal_hold=on, hold_reason=reason if on else None)
-            )
-            conn.execute(
-                db.insert(db.holds).values(
-                    record_id=record_id, action="place" if on else "release", reason=reason, actor=actor, at=db.now()
-                )
-            )
-        return self.record(record_id)
+        return rec
 
     def hold_history(self, record_id: str) -> list[Row[Any]]:
         with self.engine.connect() as conn:
@@ -249,7 +234,8 @@ class Archive:
 
     # --- reconciliation after a crash
     def reconcile(self, grace_seconds: float | None = None) -> dict[str, int]:
-        """Settle ingests interrupted by a crash: finish those whose object is complete, drop the rest.
+        """Settle ingests interrupted by a crash: finish those whose object is complete, drop the rest;
+        then apply the holds and locks a store outage left owed (store_sync.py).
 
         Pending rows of this instance are always dead at start; other instances' rows only once
         older than the grace period. Incomplete multipart uploads nobody owns are aborted.
@@ -273,7 +259,7 @@ class Archive:
                 from .ingest import commit_version, plaintext_size
 
                 version_id, obj_size, etag = head
-                commit_version(
+                owed = commit_version(
                     self,
                     v.record_id,
                     v.version,
@@ -281,7 +267,10 @@ class Archive:
                     etag,
                     plaintext_size(obj_size, v.header_len, v.chunk_size),
                     v.upload_id,
+                    self._extension_of(v.record_id, db.utc(v.retain_until)),
+                    held=False if v.version == 1 else None,
                 )
+                store_sync.settle_after_commit(self, owed)
                 done["committed"] += 1
             else:
                 if v.upload_id:
@@ -295,7 +284,23 @@ class Archive:
                 continue
             self.store.abort_upload(key, upload_id)
             done["uploads_aborted"] += 1
+        done["store_synced"], done["store_sync_owed"] = store_sync.settle_all(self)
         return done
+
+    def _extension_of(self, record_id: str, retain: datetime | None) -> tuple[str, datetime] | None:
+        """(patient index, date) the patient's earlier records must be locked until once this
+        record's version commits: medical retention runs from the patient's last document."""
+        with self.engine.connect() as conn:
+            rec = db.get_record(conn, record_id)
+        if (
+            rec is None
+            or retain is None
+            or rec.record_class != "medical"
+            or not rec.patient_index
+            or not self.settings.medical_retention_from_last_document
+        ):
+            return None
+        return rec.patient_index, retain
 
 
 def drop_pending(archive: Archive, record_id: str, version: int) -> None:

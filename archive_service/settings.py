@@ -101,6 +101,9 @@ class ArchiveSettings(BaseSettings):
     audit_flush_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 2.0
     audit_batch_max: Annotated[int, Field(ge=1)] = 1000
     audit_fsync: bool = Field(True, description="fsync the audit write-ahead after each entry")
+    store_sync_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] = Field(
+        30, description="how often holds and locks a store outage left behind are applied again (store_sync.py)"
+    )
     reconcile_grace_seconds: Annotated[float, Field(ge=0, le=30 * 86400, allow_inf_nan=False)] = Field(
         3600, description="pending ingests of other instances younger than this are left alone"
     )

@@ -40,11 +40,18 @@ class StoreRefused(Exception):
         self.code = code
 
 
+class ObjectMissing(StoreRefused):
+    """The store has no such object version: the catalog points at nothing (an integrity incident
+    for a committed version; HTTP 500 naming it, never a bare traceback)."""
+
+
 @contextlib.contextmanager
 def _mapped(what: str) -> Iterator[None]:
     try:
         yield
     except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchVersion"):
+            raise ObjectMissing(f"the store has no object for {what} ({exc.code})", exc.code) from exc
         if exc.code in ("AccessDenied", "InvalidRequest", "ObjectLocked", "InvalidArgument"):
             raise StoreRefused(f"store refused {what}: {exc.code}: {exc.message}", exc.code) from exc
         raise

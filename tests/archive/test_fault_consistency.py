@@ -2,8 +2,9 @@
 holds, retention, corrections, disposition, the audit flush. Catalog and store must agree
 afterwards, the audit chain must verify, and nothing destroyed may go uncertified.
 
-The tests marked xfail are known defects, left open (see docs/archive.md, Known limits): a retry of
-the same call repairs them, but nothing repairs them without one.
+Holds, retention extensions and the patient extension after an ingest are written to the catalog
+first and rolled forward into the store (archive_service/store_sync.py): a retry of the call, the
+reconciler, a disposition of the record or the background sync finishes what an outage stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from archive_service.settings import ArchiveSettings
 from archive_service.store import StoreUnavailable
 
 from .conftest import Api, administrative, make_settings, medical
+from .test_catalog import (
+    fresh_database,
+    postgres,  # noqa: F401  (session fixture: a throw-away PostgreSQL)
+)
 
 SHORT = 3
 
@@ -62,6 +67,7 @@ def settings(store: DevStore, tmp_path: Path) -> ArchiveSettings:
         min_retention=f"{SHORT}s",
         certificate_retention="1d",
         audit_flush_seconds=3600,
+        store_sync_seconds=3600,  # the background sync only where a test asks for it
     )
 
 
@@ -85,6 +91,17 @@ def after_calls(obj: Any, name: str, n: int, action: Callable[[], None]) -> None
         return out
 
     setattr(obj, name, wrapper)
+
+
+def lose_put_answers(archive: Any) -> None:
+    """Every PUT lands in the store but its answer is lost (a reset connection): the caller sees 503."""
+    orig_put = archive.store.put
+
+    def put(*a: Any, **kw: Any) -> Any:
+        orig_put(*a, **kw)
+        raise StoreUnavailable("store unreachable during PUT: connection reset (answer lost)")
+
+    archive.store.put = put
 
 
 def versions_of(api: Api, rid: str) -> list[Any]:
@@ -239,52 +256,205 @@ def _agree(api: Api, rid: str) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a hold or retention change the store stops midway is repaired by retrying the call, "
-    "not by /admin/reconcile (needs an intent log of store changes)",
-)
-@pytest.mark.parametrize("on", [True, False])
-def test_hold_store_down_midway(api: Api, store: DevStore, on: bool) -> None:
+def _hold_midway(api: Api, store: DevStore, on: bool) -> str:
+    """A record of two versions whose hold change the store stops after the first version: 503."""
     rid = two_versions(api, medical(title=f"hold {on}"))
     archive = api.client.app.state.archive  # type: ignore[attr-defined]
     if not on:
-        assert (
-            api.client.post(
-                f"/records/{rid}/hold", json={"reason": "case 1"}, headers=api.token("archivist")
-            ).status_code
-            == 200
-        )
+        r = api.client.post(f"/records/{rid}/hold", json={"reason": "case 1"}, headers=api.token("archivist"))
+        assert r.status_code == 200, r.text
     after_calls(archive.store, "set_legal_hold", 1, lambda: down(store))
-    path = f"/records/{rid}/hold" if on else f"/records/{rid}/hold/release"
-    r = api.client.post(path, json={"reason": "case 2"}, headers=api.token("archivist"))
+    r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
     assert r.status_code == 503, r.text
+    assert "recorded in the catalog" in r.json()["detail"] and r.headers["Retry-After"] == "30"
     up(store)
     del archive.store.set_legal_hold
-    # the operator's repair tool after an outage; then catalog and store must say the same thing
-    assert api.client.post("/admin/reconcile", headers=api.token("administrator")).status_code == 200
+    return rid
+
+
+def _hold_path(rid: str, on: bool) -> str:
+    return f"/records/{rid}/hold" if on else f"/records/{rid}/hold/release"
+
+
+def _owed(api: Api) -> int:
+    from archive_service.store_sync import count_pending
+
+    return count_pending(api.client.app.state.archive)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_hold_store_down_midway_is_finished_by_reconcile(api: Api, store: DevStore, on: bool) -> None:
+    rid = _hold_midway(api, store, on)
     state = _agree(api, rid)
-    assert all(s[1] is state["catalog_hold"] for s in state["store"]), state
+    assert state["catalog_hold"] is on and _owed(api) == 1
+    assert [s[1] for s in state["store"]] == [on, not on], state  # the store took the first version only
+    # the operator's repair tool after an outage; then catalog and store must say the same thing
+    r = api.client.post("/admin/reconcile", headers=api.token("administrator"))
+    assert r.status_code == 200 and r.json()["store_synced"] == 1 and r.json()["store_sync_owed"] == 0, r.text
+    state = _agree(api, rid)
+    assert all(s[1] is on for s in state["store"]), state
+    assert _owed(api) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a hold or retention change the store stops midway is repaired by retrying the call, "
-    "not by /admin/reconcile (needs an intent log of store changes)",
-)
-def test_retention_store_down_midway(api: Api, store: DevStore) -> None:
-    rid = two_versions(api, medical(title="retention"))
+@pytest.mark.parametrize("on", [True, False])
+def test_hold_store_down_midway_is_finished_by_repeating_the_call(api: Api, store: DevStore, on: bool) -> None:
+    rid = _hold_midway(api, store, on)
+    r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
+    assert r.status_code == 200, r.text
+    assert r.json()["legal_hold"] is on
+    assert [h["action"] for h in r.json()["history"]] == (["place"] if on else ["place", "release"])  # once
+    assert all(s[1] is on for s in _agree(api, rid)["store"])
+    # nothing owed any more: the same call again is the usual conflict
+    r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
+    assert r.status_code == 409, r.text
+
+
+def _retention_midway(api: Api, store: DevStore, title: str) -> tuple[str, datetime, dict[str, str]]:
+    """A record of two versions whose extension the store stops after the first version: 503."""
+    rid = two_versions(api, medical(title=title))
     archive = api.client.app.state.archive  # type: ignore[attr-defined]
     until = (datetime.now(UTC) + timedelta(days=365 * 30)).replace(microsecond=0)
     after_calls(archive.store, "set_retention", 1, lambda: down(store))
     body = {"retain_until": until.isoformat(), "reason": "litigation"}
     r = api.client.put(f"/records/{rid}/retention", json=body, headers=api.token("archivist"))
-    assert r.status_code == 503, r.text
+    assert r.status_code == 503 and "recorded in the catalog" in r.json()["detail"], r.text
     up(store)
     del archive.store.set_retention
+    return rid, until, body
+
+
+def test_retention_store_down_midway(api: Api, store: DevStore) -> None:
+    rid, until, body = _retention_midway(api, store, "retention")
+    state = _agree(api, rid)
+    assert datetime.fromisoformat(state["catalog_retain"]) == until, state
+    assert [s[2] == until for s in state["store"]] == [True, False], state  # the store took v1 only
     assert api.client.post("/admin/reconcile", headers=api.token("administrator")).status_code == 200
     state = _agree(api, rid)
-    assert all(s[2] == s[3] for s in state["store"]), state  # store lock == catalog, per version
+    assert all(s[2] == s[3] == until for s in state["store"]), state  # store lock == catalog, per version
+    # repeating the call afterwards changes nothing and succeeds
+    r = api.client.put(f"/records/{rid}/retention", json=body, headers=api.token("archivist"))
+    assert r.status_code == 200 and r.json()["versions"] == 2, r.text
+
+
+def test_retention_store_down_midway_is_finished_by_repeating_the_call(api: Api, store: DevStore) -> None:
+    rid, until, body = _retention_midway(api, store, "retention retry")
+    r = api.client.put(f"/records/{rid}/retention", json=body, headers=api.token("archivist"))
+    assert r.status_code == 200, r.text
+    assert all(s[2] == s[3] == until for s in _agree(api, rid)["store"])
+    assert _owed(api) == 0
+
+
+def test_hold_and_extension_midway_on_postgresql(
+    store: DevStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The same roll-forward on the production catalog engine: a hold the store stops midway, and a
+    patient extension the store misses after an ingest, both finished by the reconciler."""
+    settings = make_settings(
+        store,
+        tmp_path / "state",
+        database_url=fresh_database(request.getfixturevalue("postgres")),
+        audit_flush_seconds=3600,
+        store_sync_seconds=3600,
+    )
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        rid = _hold_midway(api, store, True)
+        pid = "PG-4444444"
+        older = api.ingest(b"older", medical(patient_id=pid, document_date="2001-01-01", title="older"))
+        archive = client.app.state.archive  # type: ignore[attr-defined]
+        after_calls(archive.store, "put", 1, lambda: down(store))
+        r = api.ingest(b"newer", medical(patient_id=pid, document_date="2016-01-01", title="newer"))
+        up(store)
+        del archive.store.put
+        assert r.status_code == 201, r.text
+        assert _owed(api) == 2
+        got = client.post("/admin/reconcile", headers=api.token("administrator")).json()
+        assert (got["store_synced"], got["store_sync_owed"]) == (2, 0), got
+        assert all(s[1] is True for s in _agree(api, rid)["store"])
+        state = _agree(api, older.json()["record_id"])
+        assert datetime.fromisoformat(state["catalog_retain"]) == datetime.fromisoformat(r.json()["retain_until"])
+        assert all(s[2] == s[3] for s in state["store"]), state
+
+
+def test_background_sync_finishes_without_anyone_asking(store: DevStore, tmp_path: Path) -> None:
+    settings = make_settings(store, tmp_path / "state", audit_flush_seconds=3600, store_sync_seconds=0.5)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        rid = _hold_midway(api, store, True)
+        deadline = time.monotonic() + 30
+        while _owed(api) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _owed(api) == 0
+        assert all(s[1] is True for s in _agree(api, rid)["store"])
+        metrics = client.get("/metrics").text
+        assert "hdc_archive_store_sync_owed_records 0.0" in metrics
+
+
+def test_metrics_count_records_owed_a_store_update(api: Api, store: DevStore) -> None:
+    _hold_midway(api, store, True)
+    assert "hdc_archive_store_sync_owed_records 1.0" in api.client.get("/metrics").text
+
+
+def test_disposition_applies_a_release_the_store_missed(api: Api, store: DevStore) -> None:
+    """A release the store stopped midway: the record's destruction must not fail on a hold the
+    catalog no longer has (it applies the release first)."""
+    meta = administrative(title="held, released, destroyed")
+    rid = two_versions(api, meta)
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    assert (
+        api.client.post(f"/records/{rid}/hold", json={"reason": "case 3"}, headers=api.token("archivist")).status_code
+        == 200
+    )
+    after_calls(archive.store, "set_legal_hold", 1, lambda: down(store))
+    r = api.client.post(f"/records/{rid}/hold/release", json={"reason": "case 3"}, headers=api.token("archivist"))
+    assert r.status_code == 503, r.text
+    up(store)
+    del archive.store.set_legal_hold
+    assert [s[1] for s in _agree(api, rid)["store"]] == [False, True]
+    time.sleep(SHORT + 1.5)
+    req = _approved_request(api, [rid])
+    r = api.client.post(f"/disposition/requests/{req}/execute", headers=api.token("archivist"))
+    assert r.status_code == 200, r.text
+    assert api.client.get(f"/records/{rid}", headers=api.token("archivist")).json()["status"] == "destroyed"
+    assert archive.store.list_versions(archive.store.records, f"records/{rid}/") == []
+
+
+def test_object_deleted_behind_the_service(api: Api, store: DevStore) -> None:
+    """Someone removes a version's object once its lock has passed: reads name the missing object
+    (500, restore runbook), a hold is still recorded, and the sync reports it owed instead of failing."""
+    rid = api.ingest(b"soon gone", administrative(title="vanishing")).json()["record_id"]
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    [v] = versions_of(api, rid)
+    time.sleep(SHORT + 1.5)
+    archive.store.delete_version(archive.store.records, v.object_key, v.s3_version_id)
+    r = api.client.get(f"/records/{rid}/content", headers=api.token("archivist"))
+    assert r.status_code == 500 and "restore-record.md" in r.json()["detail"], r.text
+    r = api.client.post(f"/records/{rid}/hold", json={"reason": "case 9"}, headers=api.token("archivist"))
+    assert r.status_code == 500 and "recorded in the catalog" in r.json()["detail"], r.text
+    got = api.client.post("/admin/reconcile", headers=api.token("administrator")).json()
+    assert (got["store_synced"], got["store_sync_owed"]) == (0, 1), got
+    report = api.client.post("/admin/fixity", headers=api.token("administrator")).json()
+    assert any(f["record_id"] == rid for f in report["failures"]), report
+
+
+def test_hold_placed_while_a_correction_is_stored_holds_the_correction(api: Api, store: DevStore) -> None:
+    """The hold lands between the correction's catalog row and its commit: the hold's own pass does
+    not see the pending version, so the commit must bring it under the hold too."""
+    meta = medical(title="race")
+    rid = api.ingest(b"v1", meta).json()["record_id"]
+    archive = api.client.app.state.archive  # type: ignore[attr-defined]
+    orig_put = archive.store.put
+
+    def put(*a: Any, **kw: Any) -> Any:
+        archive.set_hold(rid, True, "placed meanwhile", "bob")
+        return orig_put(*a, **kw)
+
+    archive.store.put = put
+    r = api.ingest(b"v2", meta, record_id=rid)
+    del archive.store.put
+    assert r.status_code == 201, r.text
+    assert [(s[0], s[1]) for s in _agree(api, rid)["store"]] == [(1, True), (2, True)]
+    assert _owed(api) == 0
 
 
 # ---------------------------------------------------------------- corrections
@@ -300,13 +470,7 @@ def test_correction_whose_answer_is_lost_then_retried_and_reconciled(
         api = Api(client, settings)
         rid = api.ingest(b"v1", meta).json()["record_id"]
         archive = client.app.state.archive  # type: ignore[attr-defined]
-        orig_put = archive.store.put
-
-        def put(*a: Any, **kw: Any) -> Any:
-            orig_put(*a, **kw)
-            raise StoreUnavailable("store unreachable during PUT: connection reset (answer lost)")
-
-        archive.store.put = put
+        lose_put_answers(archive)
         r = api.ingest(b"v2", administrative(title="second"), record_id=rid)
         assert r.status_code == 503, r.text
         del archive.store.put
@@ -319,25 +483,57 @@ def test_correction_whose_answer_is_lost_then_retried_and_reconciled(
         assert rec["current_version"] == 3 and rec["title"] == "second", rec
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: when extending the patient's earlier records fails after a correction is committed, "
-    "the client gets 503 and its retry stores another version (which applies the extension)",
-)
 def test_medical_correction_extension_failure_is_not_reported_as_not_stored(api: Api, store: DevStore) -> None:
     """A correction moves the patient's last document date, so the patient's earlier record must be
-    extended; the store goes down right after the correction's object is written."""
+    extended; the store goes down right after the correction's object is written. The version is
+    committed (201, no second version on a retry) and the extension follows once the store is back."""
     pid = "TN-7777777"
-    api.ingest(b"older", medical(patient_id=pid, document_date="2001-01-01", title="older"))
+    older = api.ingest(b"older", medical(patient_id=pid, document_date="2001-01-01", title="older")).json()
     rid = api.ingest(b"newer", medical(patient_id=pid, document_date="2002-01-01", title="newer")).json()["record_id"]
     archive = api.client.app.state.archive  # type: ignore[attr-defined]
     after_calls(archive.store, "put", 1, lambda: down(store))
     r = api.ingest(b"corrected", medical(patient_id=pid, document_date="2012-01-01", title="newer"), record_id=rid)
     up(store)
     del archive.store.put
+    assert r.status_code == 201, r.text
     versions = api.client.get(f"/records/{rid}/versions", headers=api.token("archivist")).json()
-    # the version is committed: the client must not be told to send it again
-    assert not (r.status_code >= 500 and len(versions) == 2), (r.status_code, r.text)
+    assert len(versions) == 2
+    new_until = r.json()["retain_until"]
+    assert (
+        api.client.get(f"/records/{older['record_id']}", headers=api.token("archivist")).json()["retain_until"]
+        == new_until
+    )
+    assert _owed(api) == 1
+    assert api.client.post("/admin/reconcile", headers=api.token("administrator")).status_code == 200
+    state = _agree(api, older["record_id"])
+    assert all(s[2] == s[3] and s[3].isoformat() == new_until.replace("Z", "+00:00") for s in state["store"]), (
+        state,
+        new_until,
+    )
+
+
+def test_reconciler_committing_a_medical_ingest_extends_the_patient_records(
+    settings: ArchiveSettings, store: DevStore
+) -> None:
+    """The service dies between the object's PUT and its commit: the reconciler commits it at the
+    next start, and must push the patient's earlier records to the new date as the ingest would."""
+    pid = "TN-5555555"
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        older = api.ingest(b"older", medical(patient_id=pid, document_date="2001-01-01", title="older")).json()
+        archive = client.app.state.archive  # type: ignore[attr-defined]
+        lose_put_answers(archive)
+        r = api.ingest(b"newer", medical(patient_id=pid, document_date="2015-06-01", title="newer"))
+        assert r.status_code == 503, r.text
+        del archive.store.put
+    with TestClient(create_app(settings)) as client:  # restart: reconcile
+        api = Api(client, settings)
+        got = client.post("/search", json={"patient_id": pid}, headers=api.token("archivist")).json()
+        [newer] = [x for x in got["results"] if x["title"] == "newer"]
+        old = client.get(f"/records/{older['record_id']}", headers=api.token("archivist")).json()
+        assert old["retain_until"] == newer["retain_until"], (old, newer)
+        state = _agree(api, older["record_id"])
+        assert all(s[2] == s[3] for s in state["store"]), state
 
 
 # ---------------------------------------------------------------- audit flush
@@ -348,13 +544,7 @@ def test_audit_flush_answer_lost_then_retried(api: Api, store: DevStore) -> None
     archive = api.client.app.state.archive  # type: ignore[attr-defined]
     for i in range(3):
         api.client.get(f"/records/nope-{i}", headers=api.token("archivist"))
-    orig_put = archive.store.put
-
-    def put(*a: Any, **kw: Any) -> Any:
-        orig_put(*a, **kw)
-        raise StoreUnavailable("store unreachable during PUT: connection reset (answer lost)")
-
-    archive.store.put = put
+    lose_put_answers(archive)
     with pytest.raises(StoreUnavailable):
         archive.audit.flush()
     del archive.store.put

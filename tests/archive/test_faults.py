@@ -226,7 +226,13 @@ def test_reconciler_commits_an_object_completed_before_the_crash(settings: Archi
                 .where(db.versions.c.record_id == rid)
                 .values(owner="dead-instance", created_at=db.now().replace(year=2020))
             )
-        assert archive.reconcile() == {"committed": 1, "dropped": 0, "uploads_aborted": 0}
+        assert archive.reconcile() == {
+            "committed": 1,
+            "dropped": 0,
+            "uploads_aborted": 0,
+            "store_synced": 0,
+            "store_sync_owed": 0,
+        }
         row = archive.version(rid)
         assert row.state == "committed" and row.size == len(data)
         from archive_service.ingest import open_content

@@ -1,0 +1,240 @@
+"""Legal holds and retention locks: the catalog first, then the store, finished by whoever comes next.
+
+A hold or a retention extension touches one object per version (and its re-wrapped key), and the
+store can stop after some of them. A COMPLIANCE lock cannot be shortened, so such a change cannot
+be rolled back: it is rolled forward. The catalog change is committed together with a `store_sync`
+row naming the record; `settle` then brings every committed version's object to what the catalog
+says and deletes the row. A row left by a store outage or a crash is settled by the next caller: a
+retry of the same request, `Archive.reconcile` (service start, `POST /admin/reconcile`, `hdc archive
+reconcile`), a disposition of the record, and the service's background `Syncer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from . import catalogdb as db
+from .store import StoreRefused, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .service import Archive
+
+log = logging.getLogger("hdc.archive")
+
+#: How many times `settle` re-applies a record whose catalog state changed while it wrote the store.
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a caller has just committed, so that only that is sent to the store."""
+
+    hold: bool = False  # set every version's legal hold to the catalog's
+    locks: frozenset[int] = field(default_factory=frozenset)  # versions whose lock moved to their catalog date
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A record whose objects must follow a committed change (`mark`'s row id, `change` when known)."""
+
+    record_id: str
+    row: int
+    change: Change | None = None
+
+
+def mark(conn: Connection, record_id: str, change: Change | None = None) -> Owed:
+    """Call inside the transaction that changes the record's hold or retention in the catalog."""
+    row = conn.execute(db.store_sync.insert().values(record_id=record_id, at=db.now())).inserted_primary_key
+    assert row is not None
+    return Owed(record_id, int(row[0]), change)
+
+
+def owed(conn: Connection, record_id: str) -> bool:
+    """Whether an earlier change to the record may not have reached the store yet."""
+    return (
+        conn.execute(select(db.store_sync.c.id).where(db.store_sync.c.record_id == record_id).limit(1)).first()
+        is not None
+    )
+
+
+def extend_in(conn: Connection, record_ids: list[str], until: datetime) -> dict[str, frozenset[int]]:
+    """Raise the records' and their committed versions' catalog dates to `until` and mark each
+    record that changed; returns, per marked record, the versions whose lock must move."""
+    v = db.versions.c
+    low = and_(v.record_id.in_(record_ids), v.state == "committed", v.retain_until < until)
+    moved: dict[str, set[int]] = {}
+    for rid, version in conn.execute(select(v.record_id, v.version).where(low)):
+        moved.setdefault(rid, set()).add(version)
+    if moved:
+        conn.execute(update(db.versions).where(low).values(retain_until=until))
+    conn.execute(
+        update(db.records)
+        .where(and_(db.records.c.record_id.in_(record_ids), db.records.c.retain_until < until))
+        .values(retain_until=until)
+    )
+    return {rid: frozenset(vs) for rid, vs in moved.items()}
+
+
+def pending(archive: Archive, limit: int = 1000) -> list[str]:
+    """Records owed a store update, oldest change first."""
+    first = func.min(db.store_sync.c.id)
+    with archive.engine.connect() as conn:
+        rows = conn.execute(
+            select(db.store_sync.c.record_id).group_by(db.store_sync.c.record_id).order_by(first).limit(limit)
+        )
+        return [r[0] for r in rows]
+
+
+def count_pending(archive: Archive) -> int:
+    with archive.engine.connect() as conn:
+        return int(conn.execute(select(func.count(func.distinct(db.store_sync.c.record_id)))).scalar() or 0)
+
+
+def _state(conn: Connection, record_id: str) -> tuple[Any, ...]:
+    """What the store must show for the record: its hold and each committed version's lock."""
+    rec = db.get_record(conn, record_id)
+    hold = bool(rec is not None and rec.legal_hold)
+    vers = db.list_versions(conn, record_id, ("committed",))
+    return hold, tuple(
+        (v.version, v.object_key, v.s3_version_id, db.utc(v.retain_until), v.rewrap_version_id) for v in vers
+    )
+
+
+def _lock(archive: Archive, key: str, version_id: str | None, until: datetime, known: bool) -> None:
+    """Lock the object until `until`; unless `known` short, read the lock first (never shorten)."""
+    store = archive.store
+    if not known:
+        current = store.retention(store.records, key, version_id)
+        if current is not None and current >= until:
+            if current > until:
+                log.warning("store locks %s until %s, after the catalog's %s: left as is", key, current, until)
+            return
+    store.set_retention(store.records, key, version_id, until)
+
+
+def _apply(archive: Archive, record_id: str, state: tuple[Any, ...], change: Change | None) -> None:
+    from .service import rewrap_key
+
+    hold, vers = state
+    for version, key, version_id, until, rewrap_id in vers:
+        if change is None or version in change.locks:
+            _lock(archive, key, version_id, until, known=change is not None)
+            if rewrap_id:
+                _lock(archive, rewrap_key(record_id, version), rewrap_id, until, known=change is not None)
+        if change is None or change.hold:
+            archive.store.set_legal_hold(archive.store.records, key, version_id, hold)
+
+
+def settle(archive: Archive, record_id: str, mine: Owed | None = None) -> bool:
+    """Bring the record's objects to the catalog's hold and locks; True once nothing is owed.
+
+    With `mine` (the caller's own change, just committed) and no other change owed, only that
+    change is sent; otherwise every lock is read and raised where short and every hold set. Store
+    errors propagate and leave the rows for the next settle.
+    """
+    sync = db.store_sync.c
+    for _ in range(ATTEMPTS):
+        with archive.engine.connect() as conn:
+            rows = [r[0] for r in conn.execute(select(sync.id).where(sync.record_id == record_id))]
+            if not rows:
+                return True
+            state = _state(conn, record_id)
+        change = mine.change if mine is not None and rows == [mine.row] else None
+        try:
+            _apply(archive, record_id, state, change)
+        except StoreRefused:
+            if change is None:
+                raise
+            mine = None  # the store is not where the catalog said: compare it all
+            continue
+        with archive.engine.begin() as conn:
+            if _state(conn, record_id) == state:  # else changed meanwhile: apply again
+                conn.execute(delete(db.store_sync).where(and_(sync.record_id == record_id, sync.id <= max(rows))))
+                return True
+        mine = None
+    return False
+
+
+def settle_all(archive: Archive) -> tuple[int, int]:
+    """Settle every record owed a store update: (settled, still owed). A store that is down stops
+    the round (StoreUnavailable propagates); a refusal is logged and the record left for later."""
+    done = left = 0
+    for record_id in pending(archive):
+        try:
+            ok = settle(archive, record_id)
+        except StoreRefused as exc:
+            log.warning("store sync of record %s: %s", record_id, exc)
+            ok = False
+        done += ok
+        left += not ok
+    return done, left
+
+
+def settle_after_commit(archive: Archive, owed_list: Iterable[Owed]) -> None:
+    """A committed change's store update, when the caller's answer must not depend on it (the
+    patient's earlier records after an ingest): failures are logged and left to the `Syncer`."""
+    for item in owed_list:
+        try:
+            settle(archive, item.record_id, item)
+        except StoreUnavailable as exc:
+            log.warning("record %s: store update left for the background sync: %s", item.record_id, exc)
+            return
+        except StoreRefused as exc:
+            log.warning("record %s: store update left for the background sync: %s", item.record_id, exc)
+
+
+class StoreBehind(StoreUnavailable):
+    """The catalog holds the change, the store stopped before it had all of it (HTTP 503)."""
+
+
+def settle_or_raise(archive: Archive, item: Owed | None, record_id: str) -> None:
+    """Settle a change the client waits for; a store failure tells the client what is recorded."""
+    note = (
+        "the change is recorded in the catalog; the store is brought in line by repeating this request, "
+        "by POST /admin/reconcile, or by the service within HDC_ARCHIVE_STORE_SYNC_SECONDS"
+    )
+    try:
+        settle(archive, record_id, item)
+    except StoreUnavailable as exc:
+        raise StoreBehind(f"{exc}; {note}") from exc
+    except StoreRefused as exc:
+        raise type(exc)(f"{exc}; {note}", exc.code) from exc
+
+
+class Syncer:
+    """Settles, every `store_sync_seconds`, what store outages left owed."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.archive.settings.store_sync_seconds):
+            try:
+                done, left = settle_all(self.archive)
+            except StoreUnavailable as exc:
+                log.info("store sync waits for the store: %s", exc)
+                continue
+            except Exception:  # the loop must outlive a catalog hiccup; the next round retries
+                log.exception("store sync round failed")
+                continue
+            if done or left:
+                log.info("store sync: %d record(s) settled, %d still owed", done, left)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
