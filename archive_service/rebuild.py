@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hdc.errors import UserError
 
 from . import catalogdb as db
+from . import store_sync
 from .audit import AuditLog
 from .catalogdb import safe_url
 from .crypto import audit_text_key, patient_index
@@ -119,11 +120,19 @@ class Planned:
     destroyed: bool
     n_versions: int
     blob: bytes
+    owed: bool = False  # the store holds only some versions: the service's store sync finishes the hold
 
     @classmethod
-    def of(cls, record_id: str, order: tuple[datetime, str, str], record: dict[str, Any], rows: list[Any]) -> Planned:
+    def of(
+        cls,
+        record_id: str,
+        order: tuple[datetime, str, str],
+        record: dict[str, Any],
+        rows: list[Any],
+        owed: bool = False,
+    ) -> Planned:
         blob = pickle.dumps((record, rows), protocol=pickle.HIGHEST_PROTOCOL)
-        return cls(record_id, order, record["status"] == "destroyed", len(rows), blob)
+        return cls(record_id, order, record["status"] == "destroyed", len(rows), blob, owed)
 
     def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         record, versions = pickle.loads(self.blob)  # our own bytes, made a moment ago
@@ -204,6 +213,12 @@ def _plan_active(
     ):
         report.errors.append(f"record {record_id}: versions disagree on class or facility (kept version 1's)")
     held = any(found[n].legal_hold for n in nums)
+    partly_held = held and not all(found[n].legal_hold for n in nums)
+    if partly_held:  # a hold the store stopped midway, its catalog lost before the sync finished it
+        report.notes.append(
+            f"record {record_id}: legal hold on some versions only in the store; the catalog says held and "
+            "the service's store sync holds the rest"
+        )
     events = facts.holds.get(record_id, [])
     places = [e for e in events if e[1] == "place"]
     audit_held = bool(events) and events[-1][1] == "place"
@@ -235,7 +250,7 @@ def _plan_active(
         "destroyed_at": None,
     }
     order = (rows[0]["created_at"], ingest[0] if ingest else "~", record_id)
-    return Planned.of(record_id, order, record, rows)
+    return Planned.of(record_id, order, record, rows, partly_held)
 
 
 def _plan_destroyed(
@@ -479,6 +494,9 @@ def write_records(
                 rows = [p.rows() for p in fresh]
                 conn.execute(db.insert(db.records), [record for record, _ in rows])
                 conn.execute(db.insert(db.versions), [v for _, versions in rows for v in versions])
+                for p in fresh:
+                    if p.owed:
+                        store_sync.mark(conn, p.record_id)
         done += len(chunk)
         if progress is not None:
             progress(done)

@@ -390,6 +390,25 @@ def test_background_sync_finishes_without_anyone_asking(store: DevStore, tmp_pat
         assert "hdc_archive_store_sync_owed_records 0.0" in metrics
 
 
+def test_catalog_rebuilt_from_a_partly_held_record_finishes_the_hold(store: DevStore, tmp_path: Path) -> None:
+    """The catalog is lost while a hold is owed to the store: the rebuild says held (any version
+    held) and leaves the rest to the store sync, which the next start runs."""
+    from archive_service.rebuild import rebuild_catalog
+
+    settings = make_settings(store, tmp_path / "state", audit_flush_seconds=3600, store_sync_seconds=3600)
+    with TestClient(create_app(settings)) as client:
+        rid = _hold_midway(Api(client, settings), store, True)
+    into = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    report = rebuild_catalog(settings, into=into)
+    assert any(rid in n and "some versions only" in n for n in report.notes), report.notes
+    rebuilt = settings.model_copy(update={"database_url": into})
+    with TestClient(create_app(rebuilt)) as client:  # its start reconciles: the sync holds v2
+        api = Api(client, rebuilt)
+        state = _agree(api, rid)
+        assert state["catalog_hold"] is True and [s[1] for s in state["store"]] == [True, True], state
+        assert _owed(api) == 0
+
+
 def test_metrics_count_records_owed_a_store_update(api: Api, store: DevStore) -> None:
     _hold_midway(api, store, True)
     assert "hdc_archive_store_sync_owed_records 1.0" in api.client.get("/metrics").text
