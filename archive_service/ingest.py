@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import google_crc32c
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import catalogdb as db
 from . import store_sync
@@ -106,6 +106,9 @@ _UPDATE_VERSION = update(db.versions).where(
     and_(db.versions.c.record_id == bindparam("k_record"), db.versions.c.version == bindparam("k_version"))
 )
 _UPDATE_RECORD = update(db.records).where(db.records.c.record_id == bindparam("k_record"))
+_LOCK_RECORD = (
+    update(db.records).where(db.records.c.record_id == bindparam("k_record")).values(status=db.records.c.status)
+)
 _PATIENT_RECORDS_TO_EXTEND = select(db.records.c.record_id).where(
     and_(
         db.records.c.patient_index == bindparam("k_patient"),
@@ -143,12 +146,39 @@ def commit_version(
         "size": size,
         "upload_id": upload_id,
     }
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return _commit(archive, record_id, version, committed, extend_for, held)
+        except DBAPIError as exc:  # nothing in the store depends on a transaction that rolled back
+            if attempt == DEADLOCK_RETRIES - 1 or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                raise
+    raise AssertionError("unreachable")
+
+
+#: PostgreSQL aborts one of two commits that extend each other's records (the same patient):
+#: deadlock_detected, serialization_failure. The transaction is simply run again.
+_RETRYABLE = ("40P01", "40001")
+DEADLOCK_RETRIES = 5
+
+
+def _commit(
+    archive: Archive,
+    record_id: str,
+    version: int,
+    committed: dict[str, Any],
+    extend_for: tuple[str, datetime] | None,
+    held: bool | None,
+) -> list[store_sync.Owed]:
     owed: list[store_sync.Owed] = []
+    committed = dict(committed)  # a retried transaction starts from the caller's values
     with archive.engine.begin() as conn:
         if version == 1:  # the pending record row already carries this version's metadata
             conn.execute(_UPDATE_VERSION, committed)
             conn.execute(_UPDATE_RECORD, {"k_record": record_id, "status": "active"})
         else:
+            # Take the record row first (on SQLite, the write lock): a hold or an extension of the
+            # record waits for this commit, or is seen by the reads below, never half of each.
+            conn.execute(_LOCK_RECORD, {"k_record": record_id})
             row = db.get_version(conn, record_id, version)
             assert row is not None
             meta = json.loads(row.meta)
@@ -522,6 +552,11 @@ def _record_upload(archive: Archive, record_id: str, version: int, upload_id: st
 _RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
 
 
+def _position(digits: str) -> int:
+    """A byte position; past 2^63 (or past the 4300 digits `int` reads) it is simply beyond the end."""
+    return int(digits) if len(digits) <= 19 else 2**63
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """A single `bytes=` range → (start, end inclusive); None = the whole content.
 
@@ -536,12 +571,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = m[1], m[2]
     if first == "":
-        n = int(last)
+        n = _position(last)
         if n <= 0 or size == 0:
             raise ValueError("empty suffix range")
         return max(0, size - n), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None  # invalid (last before first): ignored
     if start >= size:

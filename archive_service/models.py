@@ -146,10 +146,18 @@ class RetentionIn(BaseModel):
             raise ValueError("retain_until is out of range") from None
 
 
+STORE_SYNCED = Field(
+    True,
+    description="false (with HTTP 202): recorded in the catalog, which the service decides by, but the store "
+    "stopped before every version had it; the service applies the rest by itself (store_sync)",
+)
+
+
 class RetentionOut(BaseModel):
     record_id: str
     retain_until: datetime
     versions: int
+    store_synced: bool = STORE_SYNCED
 
 
 class HoldIn(BaseModel):
@@ -168,6 +176,7 @@ class HoldOut(BaseModel):
     record_id: str
     legal_hold: bool
     history: list[HoldEvent]
+    store_synced: bool = STORE_SYNCED
 
 
 class DueRecord(BaseModel):

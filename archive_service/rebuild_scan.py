@@ -467,7 +467,7 @@ def read_audit(store: ObjectStore, text_key: bytes) -> AuditFacts:
         elif (m := CORRECTION_PATH.match(path)) and e.get("status") == 201:
             reason = private.get("correction_reason") if e.get("sealed") else str(e.get("reason") or "")
             facts.corrections.setdefault(m.group(1), []).append((ts, reason or "", actor))
-        elif (m := HOLD_PATH.match(path)) and e.get("status") == 200:
+        elif (m := HOLD_PATH.match(path)) and e.get("status") in (200, 202):  # 202: store finished it later
             action = "release" if m.group(2) else "place"
             reason = private.get("hold_reason") if e.get("sealed") else str(e.get("reason") or "")
             facts.holds.setdefault(m.group(1), []).append((ts, action, reason or "", actor))

@@ -164,9 +164,10 @@ class Archive:
         return row
 
     # --- retention and holds: catalog first, then the store (store_sync.py)
-    def extend_retention(self, record_id: str, until: datetime, actor: str) -> tuple[datetime, int]:
-        """Extend every version's lock to `until`; shortening is a Conflict. Repeating the call after
-        a store outage (503) finishes what the store did not take."""
+    def extend_retention(self, record_id: str, until: datetime, actor: str) -> tuple[datetime, int, bool]:
+        """Extend every version's lock to `until`; shortening is a Conflict. Returns the date, the
+        number of versions and whether the store has it all yet (else the sync finishes it)."""
+        self.store.ping()  # a store that is down from the start: 503, nothing recorded
         with self.engine.begin() as conn:
             rec = self._active(conn, record_id)
             current = db.utc(rec.retain_until)
@@ -185,39 +186,34 @@ class Archive:
             )
             n = len(db.list_versions(conn, record_id, ("committed",)))
             owed = mine is not None or store_sync.owed(conn, record_id)
-        if owed:
-            store_sync.settle_or_raise(self, mine, record_id)
-        return until, n
+            now_until = db.utc(self._active(conn, record_id).retain_until)  # a later concurrent extension wins
+        synced = store_sync.settle_for_client(self, mine, record_id) if owed else True
+        return max(until, now_until or until), n, synced
 
-    def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> Row[Any]:
-        """Place or release a legal hold. Repeating the call after a store outage (503) finishes
-        what the store did not take instead of answering that the hold is already there."""
+    def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> tuple[Row[Any], bool]:
+        """Place or release a legal hold. Returns the record and whether the store has it on every
+        version yet (else the sync finishes it: the catalog, which the service decides by, has it)."""
+        self.store.ping()  # a store that is down from the start: 503, nothing recorded
         with self.engine.begin() as conn:
             rec = self._active(conn, record_id)
-            mine = None
             if bool(rec.legal_hold) == on:
-                if not store_sync.owed(conn, record_id):
-                    raise Conflict(f"record {record_id} is {'already' if on else 'not'} under legal hold")
-            else:
-                changed = conn.execute(
-                    update(db.records)
-                    .where(and_(db.records.c.record_id == record_id, db.records.c.legal_hold.is_(not on)))
-                    .values(legal_hold=on, hold_reason=reason if on else None)
+                pending = " (recorded; the store is being brought in line)" if store_sync.owed(conn, record_id) else ""
+                raise Conflict(f"record {record_id} is {'already' if on else 'not'} under legal hold{pending}")
+            changed = conn.execute(
+                update(db.records)
+                .where(and_(db.records.c.record_id == record_id, db.records.c.legal_hold.is_(not on)))
+                .values(legal_hold=on, hold_reason=reason if on else None)
+            )
+            if changed.rowcount != 1:
+                raise Conflict(f"record {record_id}: its legal hold changed meanwhile; check it and retry")
+            conn.execute(
+                db.insert(db.holds).values(
+                    record_id=record_id, action="place" if on else "release", reason=reason, actor=actor, at=db.now()
                 )
-                if changed.rowcount != 1:
-                    raise Conflict(f"record {record_id}: its legal hold changed meanwhile; check it and retry")
-                conn.execute(
-                    db.insert(db.holds).values(
-                        record_id=record_id,
-                        action="place" if on else "release",
-                        reason=reason,
-                        actor=actor,
-                        at=db.now(),
-                    )
-                )
-                mine = store_sync.mark(conn, record_id, store_sync.Change(hold=True))
-        store_sync.settle_or_raise(self, mine, record_id)
-        return self.record(record_id)
+            )
+            mine = store_sync.mark(conn, record_id, store_sync.Change(hold=True))
+        synced = store_sync.settle_for_client(self, mine, record_id)
+        return self.record(record_id), synced
 
     @staticmethod
     def _active(conn: Connection, record_id: str) -> Row[Any]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -66,8 +67,17 @@ def owed(conn: Connection, record_id: str) -> bool:
 
 
 def extend_in(conn: Connection, record_ids: list[str], until: datetime) -> dict[str, frozenset[int]]:
-    """Raise the records' and their committed versions' catalog dates to `until` and mark each
-    record that changed; returns, per marked record, the versions whose lock must move."""
+    """Raise the records' and their committed versions' catalog dates to `until`; returns, per
+    record that changed, the versions whose lock must move.
+
+    The records are updated first: that waits for a correction being committed to one of them
+    (which holds its record row), so the versions read next include it.
+    """
+    conn.execute(
+        update(db.records)
+        .where(and_(db.records.c.record_id.in_(record_ids), db.records.c.retain_until < until))
+        .values(retain_until=until)
+    )
     v = db.versions.c
     low = and_(v.record_id.in_(record_ids), v.state == "committed", v.retain_until < until)
     moved: dict[str, set[int]] = {}
@@ -75,11 +85,6 @@ def extend_in(conn: Connection, record_ids: list[str], until: datetime) -> dict[
         moved.setdefault(rid, set()).add(version)
     if moved:
         conn.execute(update(db.versions).where(low).values(retain_until=until))
-    conn.execute(
-        update(db.records)
-        .where(and_(db.records.c.record_id.in_(record_ids), db.records.c.retain_until < until))
-        .values(retain_until=until)
-    )
     return {rid: frozenset(vs) for rid, vs in moved.items()}
 
 
@@ -121,16 +126,28 @@ def _lock(archive: Archive, key: str, version_id: str | None, until: datetime, k
 
 
 def _apply(archive: Archive, record_id: str, state: tuple[Any, ...], change: Change | None) -> None:
+    """Send the state to every object; a refused object does not keep the others from it (the
+    first refusal is raised at the end, so the record stays owed). An outage stops at once."""
     from .service import rewrap_key
 
     hold, vers = state
+    known = change is not None
+    steps: list[Callable[[], None]] = []
     for version, key, version_id, until, rewrap_id in vers:
         if change is None or version in change.locks:
-            _lock(archive, key, version_id, until, known=change is not None)
+            steps.append(partial(_lock, archive, key, version_id, until, known))
             if rewrap_id:
-                _lock(archive, rewrap_key(record_id, version), rewrap_id, until, known=change is not None)
+                steps.append(partial(_lock, archive, rewrap_key(record_id, version), rewrap_id, until, known))
         if change is None or change.hold:
-            archive.store.set_legal_hold(archive.store.records, key, version_id, hold)
+            steps.append(partial(archive.store.set_legal_hold, archive.store.records, key, version_id, hold))
+    refused: StoreRefused | None = None
+    for step in steps:
+        try:
+            step()
+        except StoreRefused as exc:
+            refused = refused or exc
+    if refused is not None:
+        raise refused
 
 
 def settle(archive: Archive, record_id: str, mine: Owed | None = None) -> bool:
@@ -139,12 +156,17 @@ def settle(archive: Archive, record_id: str, mine: Owed | None = None) -> bool:
     With `mine` (the caller's own change, just committed) and no other change owed, only that
     change is sent; otherwise every lock is read and raised where short and every hold set. Store
     errors propagate and leave the rows for the next settle.
+
+    Every settle reads the catalog again after its own writes: if the record changed meanwhile, a
+    newer change's settle may have finished before this one's older writes landed, so it writes the
+    current state again (even with no row left). The last writer of each object always checks.
     """
     sync = db.store_sync.c
+    recheck = False
     for _ in range(ATTEMPTS):
         with archive.engine.connect() as conn:
             rows = [r[0] for r in conn.execute(select(sync.id).where(sync.record_id == record_id))]
-            if not rows:
+            if not rows and not recheck:
                 return True
             state = _state(conn, record_id)
         change = mine.change if mine is not None and rows == [mine.row] else None
@@ -153,13 +175,16 @@ def settle(archive: Archive, record_id: str, mine: Owed | None = None) -> bool:
         except StoreRefused:
             if change is None:
                 raise
-            mine = None  # the store is not where the catalog said: compare it all
+            mine, recheck = None, True  # the store is not where the catalog said: compare it all
             continue
         with archive.engine.begin() as conn:
-            if _state(conn, record_id) == state:  # else changed meanwhile: apply again
-                conn.execute(delete(db.store_sync).where(and_(sync.record_id == record_id, sync.id <= max(rows))))
+            if _state(conn, record_id) == state:
+                if rows:
+                    conn.execute(delete(db.store_sync).where(and_(sync.record_id == record_id, sync.id <= max(rows))))
                 return True
-        mine = None
+        mine, recheck = None, True
+    with archive.engine.begin() as conn:  # still changing under us: owed, for the next settle
+        mark(conn, record_id)
     return False
 
 
@@ -191,21 +216,17 @@ def settle_after_commit(archive: Archive, owed_list: Iterable[Owed]) -> None:
             log.warning("record %s: store update left for the background sync: %s", item.record_id, exc)
 
 
-class StoreBehind(StoreUnavailable):
-    """The catalog holds the change, the store stopped before it had all of it (HTTP 503)."""
-
-
-def settle_or_raise(archive: Archive, item: Owed | None, record_id: str) -> None:
-    """Settle a change the client waits for; a store failure tells the client what is recorded."""
-    note = (
-        "the change is recorded in the catalog; the store is brought in line by repeating this request, "
-        "by POST /admin/reconcile, or by the service within HDC_ARCHIVE_STORE_SYNC_SECONDS"
-    )
+def settle_for_client(archive: Archive, item: Owed | None, record_id: str) -> bool:
+    """Settle a change a client waits for: True when the store has it all, False when the store
+    went away midway (the change stays owed; the client gets 202). A refusal is raised, saying
+    what the catalog already holds."""
     try:
-        settle(archive, record_id, item)
+        return settle(archive, record_id, item)
     except StoreUnavailable as exc:
-        raise StoreBehind(f"{exc}; {note}") from exc
+        log.warning("record %s: store update left for the background sync: %s", record_id, exc)
+        return False
     except StoreRefused as exc:
+        note = "the change is recorded in the catalog; the store sync retries it every HDC_ARCHIVE_STORE_SYNC_SECONDS"
         raise type(exc)(f"{exc}; {note}", exc.code) from exc
 
 

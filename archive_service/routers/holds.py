@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from .. import catalogdb as db
 from ..auth import Role
@@ -17,13 +17,17 @@ router = APIRouter(prefix="/records/{record_id}/hold", tags=["holds"])
 Holder = Annotated[Any, require(Role.ARCHIVIST, Role.ADMINISTRATOR)]
 
 
-def _out(archive: Archive, record_id: str) -> HoldOut:
+def _out(archive: Archive, record_id: str, synced: bool = True) -> HoldOut:
     rec = archive.record(record_id)
     history = [
         HoldEvent(action=h.action, reason=h.reason, actor=h.actor, at=db.utc(h.at))
         for h in archive.hold_history(record_id)
     ]
-    return HoldOut(record_id=record_id, legal_hold=bool(rec.legal_hold), history=history)
+    return HoldOut(record_id=record_id, legal_hold=bool(rec.legal_hold), history=history, store_synced=synced)
+
+
+#: 202: the catalog has the change, the store stopped midway and the service finishes it (store_sync).
+CHANGED = {**ERRORS, 202: {"model": HoldOut, "description": "recorded; the store takes the rest shortly"}}
 
 
 @router.get("", response_model=HoldOut, responses=ERRORS, summary="Legal hold state and history")
@@ -32,17 +36,26 @@ def get_hold(record_id: str, request: Request, archive: ArchiveDep, who: Current
     return _out(archive, record_id)
 
 
-@router.post("", response_model=HoldOut, responses=ERRORS, summary="Place a legal hold")
-def place_hold(record_id: str, body: HoldIn, request: Request, archive: ArchiveDep, who: Holder) -> HoldOut:
+def _change(
+    record_id: str, on: bool, body: HoldIn, request: Request, response: Response, archive: Archive, who: Any
+) -> HoldOut:
     audit_ctx(request)["record_id"] = record_id
     audit_private(request, hold_reason=body.reason)  # free text: may name a patient or a case
-    archive.set_hold(record_id, True, body.reason, who.subject)
-    return _out(archive, record_id)
+    _row, synced = archive.set_hold(record_id, on, body.reason, who.subject)
+    if not synced:
+        response.status_code = 202
+    return _out(archive, record_id, synced)
 
 
-@router.post("/release", response_model=HoldOut, responses=ERRORS, summary="Release a legal hold")
-def release_hold(record_id: str, body: HoldIn, request: Request, archive: ArchiveDep, who: Holder) -> HoldOut:
-    audit_ctx(request)["record_id"] = record_id
-    audit_private(request, hold_reason=body.reason)
-    archive.set_hold(record_id, False, body.reason, who.subject)
-    return _out(archive, record_id)
+@router.post("", response_model=HoldOut, responses=CHANGED, summary="Place a legal hold")
+def place_hold(
+    record_id: str, body: HoldIn, request: Request, response: Response, archive: ArchiveDep, who: Holder
+) -> HoldOut:
+    return _change(record_id, True, body, request, response, archive, who)
+
+
+@router.post("/release", response_model=HoldOut, responses=CHANGED, summary="Release a legal hold")
+def release_hold(
+    record_id: str, body: HoldIn, request: Request, response: Response, archive: ArchiveDep, who: Holder
+) -> HoldOut:
+    return _change(record_id, False, body, request, response, archive, who)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
@@ -213,15 +213,21 @@ def delete_record(
 
 
 @router.put(
-    "/{record_id}/retention", response_model=RetentionOut, responses=ERRORS, summary="Extend a record's retention"
+    "/{record_id}/retention",
+    response_model=RetentionOut,
+    responses={**ERRORS, 202: {"model": RetentionOut, "description": "recorded; the store takes the rest shortly"}},
+    summary="Extend a record's retention",
 )
 def extend_retention(
     record_id: str,
     body: RetentionIn,
     request: Request,
+    response: Response,
     archive: ArchiveDep,
     who: Annotated[Any, require(Role.ARCHIVIST, Role.ADMINISTRATOR)],
 ) -> RetentionOut:
     audit_ctx(request).update(record_id=record_id, reason=body.reason)
-    until, n = archive.extend_retention(record_id, body.retain_until, who.subject)
-    return RetentionOut(record_id=record_id, retain_until=until, versions=n)
+    until, n, synced = archive.extend_retention(record_id, body.retain_until, who.subject)
+    if not synced:
+        response.status_code = 202  # the catalog has it; the store sync applies the rest
+    return RetentionOut(record_id=record_id, retain_until=until, versions=n, store_synced=synced)

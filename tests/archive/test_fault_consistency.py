@@ -257,7 +257,8 @@ def _agree(api: Api, rid: str) -> dict[str, Any]:
 
 
 def _hold_midway(api: Api, store: DevStore, on: bool) -> str:
-    """A record of two versions whose hold change the store stops after the first version: 503."""
+    """A record of two versions whose hold change the store stops after the first version: 202,
+    recorded in the catalog, owed to the store."""
     rid = two_versions(api, medical(title=f"hold {on}"))
     archive = api.client.app.state.archive  # type: ignore[attr-defined]
     if not on:
@@ -265,8 +266,8 @@ def _hold_midway(api: Api, store: DevStore, on: bool) -> str:
         assert r.status_code == 200, r.text
     after_calls(archive.store, "set_legal_hold", 1, lambda: down(store))
     r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
-    assert r.status_code == 503, r.text
-    assert "recorded in the catalog" in r.json()["detail"] and r.headers["Retry-After"] == "30"
+    assert r.status_code == 202, r.text
+    assert r.json()["legal_hold"] is on and r.json()["store_synced"] is False, r.text
     up(store)
     del archive.store.set_legal_hold
     return rid
@@ -297,16 +298,34 @@ def test_hold_store_down_midway_is_finished_by_reconcile(api: Api, store: DevSto
 
 
 @pytest.mark.parametrize("on", [True, False])
-def test_hold_store_down_midway_is_finished_by_repeating_the_call(api: Api, store: DevStore, on: bool) -> None:
+def test_hold_repeated_while_owed_is_a_conflict_saying_so(api: Api, store: DevStore, on: bool) -> None:
+    """After a 202 the hold is recorded: the same call again is the usual 409 (no second history
+    entry), saying the store is being brought in line."""
     rid = _hold_midway(api, store, on)
     r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
-    assert r.status_code == 200, r.text
-    assert r.json()["legal_hold"] is on
-    assert [h["action"] for h in r.json()["history"]] == (["place"] if on else ["place", "release"])  # once
-    assert all(s[1] is on for s in _agree(api, rid)["store"])
-    # nothing owed any more: the same call again is the usual conflict
-    r = api.client.post(_hold_path(rid, on), json={"reason": "case 2"}, headers=api.token("archivist"))
-    assert r.status_code == 409, r.text
+    assert r.status_code == 409 and "being brought in line" in r.json()["detail"], r.text
+    history = api.client.get(f"/records/{rid}/hold", headers=api.token("archivist")).json()["history"]
+    assert [h["action"] for h in history] == (["place"] if on else ["place", "release"])
+
+
+def test_store_down_from_the_start_changes_nothing(api: Api, store: DevStore) -> None:
+    """Store unreachable before anything is done: 503 with Retry-After, catalog untouched."""
+    rid = two_versions(api, medical(title="store down first"))
+    down(store)
+    try:
+        r = api.client.post(f"/records/{rid}/hold", json={"reason": "case 5"}, headers=api.token("archivist"))
+        assert r.status_code == 503 and r.headers["Retry-After"] == "30", r.text
+        until = (datetime.now(UTC) + timedelta(days=365 * 40)).isoformat()
+        r = api.client.put(
+            f"/records/{rid}/retention", json={"retain_until": until, "reason": "x" * 5}, headers=api.token("archivist")
+        )
+        assert r.status_code == 503, r.text
+        hold = api.client.get(f"/records/{rid}/hold", headers=api.token("archivist")).json()
+        assert hold["legal_hold"] is False and hold["history"] == []
+        assert api.client.get(f"/records/{rid}", headers=api.token("archivist")).json()["retain_until"] < until
+        assert _owed(api) == 0
+    finally:
+        up(store)
 
 
 def _retention_midway(api: Api, store: DevStore, title: str) -> tuple[str, datetime, dict[str, str]]:
@@ -317,7 +336,7 @@ def _retention_midway(api: Api, store: DevStore, title: str) -> tuple[str, datet
     after_calls(archive.store, "set_retention", 1, lambda: down(store))
     body = {"retain_until": until.isoformat(), "reason": "litigation"}
     r = api.client.put(f"/records/{rid}/retention", json=body, headers=api.token("archivist"))
-    assert r.status_code == 503 and "recorded in the catalog" in r.json()["detail"], r.text
+    assert r.status_code == 202 and r.json()["store_synced"] is False, r.text
     up(store)
     del archive.store.set_retention
     return rid, until, body
@@ -407,6 +426,9 @@ def test_catalog_rebuilt_from_a_partly_held_record_finishes_the_hold(store: DevS
         state = _agree(api, rid)
         assert state["catalog_hold"] is True and [s[1] for s in state["store"]] == [True, True], state
         assert _owed(api) == 0
+        # the 202-answered hold is in the rebuilt history with its reason (from the audit trail)
+        history = client.get(f"/records/{rid}/hold", headers=api.token("archivist")).json()["history"]
+        assert [(h["action"], h["reason"]) for h in history] == [("place", "case 2")], history
 
 
 def test_metrics_count_records_owed_a_store_update(api: Api, store: DevStore) -> None:
@@ -426,7 +448,7 @@ def test_disposition_applies_a_release_the_store_missed(api: Api, store: DevStor
     )
     after_calls(archive.store, "set_legal_hold", 1, lambda: down(store))
     r = api.client.post(f"/records/{rid}/hold/release", json={"reason": "case 3"}, headers=api.token("archivist"))
-    assert r.status_code == 503, r.text
+    assert r.status_code == 202, r.text
     up(store)
     del archive.store.set_legal_hold
     assert [s[1] for s in _agree(api, rid)["store"]] == [False, True]

@@ -23,6 +23,8 @@ SIZE = 1000
         ("bytes=990-5000", (990, 999)),  # last beyond the end is cut to it
         ("bytes=-10", (990, 999)),
         ("bytes=-5000", (0, 999)),
+        ("bytes=0-" + "9" * 5000, (0, 999)),  # more digits than int() reads: still past the end
+        ("bytes=-" + "9" * 5000, (0, 999)),
     ],
 )
 def test_one_satisfiable_range(header: str, span: tuple[int, int]) -> None:
@@ -48,7 +50,10 @@ def test_ranges_that_are_ignored(header: str | None) -> None:
     assert parse_range(header, SIZE) is None
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=1000-", SIZE), ("bytes=-0", SIZE), ("bytes=0-", 0)])
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("bytes=1000-", SIZE), ("bytes=-0", SIZE), ("bytes=0-", 0), ("bytes=" + "9" * 5000 + "-", SIZE)],
+)
 def test_unsatisfiable_range(header: str, size: int) -> None:
     with pytest.raises(ValueError):
         parse_range(header, size)
