@@ -54,7 +54,9 @@ class Metrics:
             registry=self.registry,
         )
         self.fixity_failures = Gauge(
-            "hdc_archive_fixity_failures", "Failures found by the last fixity run", registry=self.registry
+            "hdc_archive_fixity_failures",
+            "Committed record versions whose last fixity check failed (from the catalog: CLI and API runs)",
+            registry=self.registry,
         )
 
 
@@ -297,6 +299,8 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
         archive: Archive = request.app.state.archive
         m.audit_pending.set(archive.audit.pending_count())
         m.store_sync_owed.set(count_pending(archive))
+        with archive.engine.connect() as conn:
+            m.fixity_failures.set(db.fixity_failures(conn))
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -555,6 +555,29 @@ def iter_committed(conn: Connection, batch: int = 500) -> Iterator[Row[Any]]:
         last = (rows[-1].record_id, rows[-1].version)
 
 
+def least_checked(conn: Connection, limit: int) -> list[Row[Any]]:
+    """The `limit` committed versions checked longest ago (never checked first): a fixity job run
+    with a batch size cycles through the whole archive."""
+    return list(
+        conn.execute(
+            select(versions)
+            .where(versions.c.state == "committed")
+            .order_by(versions.c.fixity_checked_at.asc().nulls_first(), versions.c.record_id, versions.c.version)
+            .limit(limit)
+        )
+    )
+
+
+def fixity_failures(conn: Connection) -> int:
+    """Committed versions whose last fixity check failed (the alert's gauge; survives restarts)."""
+    return int(
+        conn.execute(
+            select(func.count()).where(and_(versions.c.state == "committed", versions.c.fixity_ok.is_(False)))
+        ).scalar()
+        or 0
+    )
+
+
 def due_for_disposition(conn: Connection, at: datetime, limit: int = 500) -> list[Row[Any]]:
     return list(
         conn.execute(

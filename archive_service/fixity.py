@@ -73,12 +73,11 @@ def check_version(archive: Archive, v: Any) -> FixityResult:
 
 
 def run_fixity(archive: Archive, limit: int | None = None) -> Iterator[FixityResult]:
-    """Check committed versions, oldest check first is not tracked: all, or the first `limit`."""
+    """Check every committed version, or the `limit` checked longest ago (never checked first);
+    each result is kept in the catalog (`fixity_ok`, `fixity_checked_at`)."""
     with archive.engine.connect() as conn:
-        rows = list(db.iter_committed(conn))
-    for n, v in enumerate(rows):
-        if limit is not None and n >= limit:
-            return
+        rows = list(db.iter_committed(conn)) if limit is None else db.least_checked(conn, limit)
+    for v in rows:
         res = check_version(archive, v)
         with archive.engine.begin() as conn:
             conn.execute(

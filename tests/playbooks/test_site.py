@@ -175,6 +175,12 @@ def test_archive_answers_its_declared_clients_over_tls(site: dict[str, Any], hos
     unit = hosts.in_host("archive-app-01", ["systemctl", "show", "hdc-archive", "-p", "Restart,User"]).stdout
     assert "Restart=on-failure" in unit and "User=hdc-archive" in unit
     assert hosts.in_host("archive-app-01", ["logrotate", "-d", "/etc/logrotate.d/hdc-archive"]).returncode == 0
+    # the fixity job: scheduled nightly, and a run on the live catalog and store succeeds
+    timer = hosts.in_host("archive-app-01", ["systemctl", "show", "hdc-archive-fixity.timer", "-p", "TimersCalendar"])
+    assert "02:00:00" in timer.stdout, timer.stdout
+    r = hosts.in_host("archive-app-01", ["systemctl", "start", "hdc-archive-fixity.service"], timeout=120)
+    log = hosts.in_host("archive-app-01", ["cat", "/var/log/hdc-archive/fixity.log"]).stdout
+    assert r.returncode == 0 and "failure(s)" in log, (r.stderr, log)
 
 
 def test_object_store_is_one_cluster_over_several_hosts(site: dict[str, Any], hosts: Lab, test_vars: dict) -> None:
