@@ -183,7 +183,7 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = await run_in_threadpool(Archive.open, settings)
-        settled = await run_in_threadpool(archive.reconcile, None)
+        settled = await run_in_threadpool(lambda: archive.reconcile(None, at_start=True))
         if any(settled.values()):
             log.warning("reconciled interrupted ingests: %s", settled)
         app.state.archive = archive
@@ -298,9 +298,12 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
         m: Metrics = request.app.state.metrics
         archive: Archive = request.app.state.archive
         m.audit_pending.set(archive.audit.pending_count())
-        m.store_sync_owed.set(count_pending(archive))
-        with archive.engine.connect() as conn:
-            m.fixity_failures.set(db.fixity_failures(conn))
+        try:  # a catalog outage must not fail the scrape (ServiceDown would name the wrong cause)
+            m.store_sync_owed.set(count_pending(archive))
+            with archive.engine.connect() as conn:
+                m.fixity_failures.set(db.fixity_failures(conn))
+        except SQLAlchemyError as exc:
+            log.warning("metrics: catalog unreadable, catalog gauges keep their last values: %s", exc)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     column,
     create_engine,
     event,
@@ -106,6 +107,9 @@ versions = Table(
     Column("fixity_ok", Boolean),
 )
 Index("ix_versions_state", versions.c.state, versions.c.owner)
+#: The fixity gauge counts failed versions and the nightly batch picks the least recently checked:
+#: created by `create_schema` on existing catalogs too (create_all only indexes new tables).
+FIXITY_INDEX_SQL = "CREATE INDEX IF NOT EXISTS ix_versions_fixity ON versions (fixity_ok, fixity_checked_at)"
 
 dispositions = Table(
     "dispositions",
@@ -236,6 +240,7 @@ def create_schema(engine: Engine) -> None:
     """Tables, indexes and the dialect's title index; idempotent."""
     metadata.create_all(engine)
     with engine.begin() as conn:
+        conn.execute(text(FIXITY_INDEX_SQL))
         if engine.dialect.name == "sqlite":
             _sqlite_fts(conn)
         elif engine.dialect.name == "postgresql":
@@ -556,13 +561,17 @@ def iter_committed(conn: Connection, batch: int = 500) -> Iterator[Row[Any]]:
 
 
 def least_checked(conn: Connection, limit: int) -> list[Row[Any]]:
-    """The `limit` committed versions checked longest ago (never checked first): a fixity job run
-    with a batch size cycles through the whole archive."""
+    """The `limit` committed versions to check next: those whose last check failed (so a restored
+    one clears at the next run), never checked, then checked longest ago. A fixity job run with a
+    batch size cycles through the whole archive."""
+    failed_first = case((versions.c.fixity_ok.is_(False), 0), else_=1)
     return list(
         conn.execute(
             select(versions)
             .where(versions.c.state == "committed")
-            .order_by(versions.c.fixity_checked_at.asc().nulls_first(), versions.c.record_id, versions.c.version)
+            .order_by(
+                failed_first, versions.c.fixity_checked_at.asc().nulls_first(), versions.c.record_id, versions.c.version
+            )
             .limit(limit)
         )
     )

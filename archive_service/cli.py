@@ -28,7 +28,9 @@ def _settings():  # type: ignore[no-untyped-def]
     return load_settings()
 
 
-def _open():  # type: ignore[no-untyped-def]
+def _open(writer: str = "cli"):  # type: ignore[no-untyped-def]
+    """The archive for one command, auditing into `<instance>-<writer>` (a chain holds a lock while
+    open: the nightly fixity job has its own, so an operator's commands never wait for it)."""
     from minio.error import S3Error
 
     from .service import Archive
@@ -36,7 +38,7 @@ def _open():  # type: ignore[no-untyped-def]
 
     settings = _settings()
     try:
-        return Archive.open(settings, cli=True)
+        return Archive.open(settings, cli=True, writer=writer)
     except StoreUnavailable as exc:
         raise UserError(f"{exc} (check HDC_ARCHIVE_S3_ENDPOINT)") from None
     except (StoreRefused, S3Error) as exc:
@@ -204,12 +206,16 @@ def audit_expire(
 
 @app.command()
 def fixity(
-    limit: Annotated[int | None, typer.Option(help="check at most this many versions", min=1)] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="check only the N versions checked longest ago (failed and never-checked first)", min=1),
+    ] = None,
 ) -> None:
     """Re-read stored versions, decrypt and recompute their SHA-256; exit 1 on any mismatch."""
     from .fixity import run_fixity
+    from .store import StoreUnavailable
 
-    archive = _open()
+    archive = _open("fixity")
     bad = checked = 0
     try:
         for res in run_fixity(archive, limit):
@@ -217,6 +223,8 @@ def fixity(
             if not res.ok:
                 bad += 1
                 typer.echo(f"MISMATCH {res.record_id} v{res.version}: {res.detail}")
+    except StoreUnavailable as exc:
+        raise UserError(f"{exc}: fixity stopped after {checked} version(s) ({bad} failure(s)); run it again") from None
     finally:
         archive.close()
     typer.echo(f"{checked} version(s) checked, {bad} failure(s)")
@@ -295,11 +303,22 @@ def keys_retire(key_id: str) -> None:
 
 
 @app.command()
-def reconcile() -> None:
-    """Settle ingests interrupted by a crash (also done at every service start)."""
+def reconcile(
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds after which a pending ingest counts as dead (default HDC_ARCHIVE_RECONCILE_GRACE_SECONDS); "
+            "0 only when no service instance is running: younger ingests may be uploads in progress",
+            min=0,
+            max=30 * 86400,
+        ),
+    ] = None,
+) -> None:
+    """Settle ingests interrupted by a crash and apply holds and locks an outage left owed (also done
+    at every service start, and by POST /admin/reconcile)."""
     archive = _open()
     try:
-        typer.echo(json.dumps(archive.reconcile(0)))
+        typer.echo(json.dumps(archive.reconcile(grace)))
     finally:
         archive.close()
 

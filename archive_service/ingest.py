@@ -554,6 +554,7 @@ _RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
 
 def _position(digits: str) -> int:
     """A byte position; past 2^63 (or past the 4300 digits `int` reads) it is simply beyond the end."""
+    digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= 19 else 2**63
 
 
@@ -572,8 +573,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = m[1], m[2]
     if first == "":
         n = _position(last)
-        if n <= 0 or size == 0:
+        if n <= 0:
             raise ValueError("empty suffix range")
+        if size == 0:
+            return None  # the whole (empty) content satisfies a suffix: 200
         return max(0, size - n), size - 1
     start = _position(first)
     end = _position(last) if last else size - 1

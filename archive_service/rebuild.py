@@ -214,12 +214,18 @@ def _plan_active(
         report.errors.append(f"record {record_id}: versions disagree on class or facility (kept version 1's)")
     held = any(found[n].legal_hold for n in nums)
     partly_held = held and not all(found[n].legal_hold for n in nums)
-    if partly_held:  # a hold the store stopped midway, its catalog lost before the sync finished it
-        report.notes.append(
-            f"record {record_id}: legal hold on some versions only in the store; the catalog says held and "
-            "the service's store sync holds the rest"
-        )
     events = facts.holds.get(record_id, [])
+    if partly_held:  # a hold or release the store stopped midway, its catalog lost before the sync
+        if events and events[-1][1] == "release":
+            report.notes.append(
+                f"record {record_id}: legal hold on some versions only in the store, and the audit trail's last "
+                "event is a release: rebuilt as held (the safe side); release it again once the legal officer confirms"
+            )
+        else:
+            report.notes.append(
+                f"record {record_id}: legal hold on some versions only in the store; the catalog says held and "
+                "the service's store sync holds the rest"
+            )
     places = [e for e in events if e[1] == "place"]
     audit_held = bool(events) and events[-1][1] == "place"
     if held != audit_held:

@@ -12,6 +12,7 @@ import json
 from sqlalchemy import and_, update
 
 from . import catalogdb as db
+from . import store_sync
 from .service import Archive, rewrap_key
 
 
@@ -34,12 +35,15 @@ def rewrap_all(archive: Archive) -> int:
         }
         until = db.utc(v.retain_until)
         assert until is not None
+        # The sidecar is needed to read the version once the old KEK is retired: held with the record.
+        held = bool(archive.record(v.record_id).legal_hold)
         written = archive.store.put(
             archive.store.records,
             rewrap_key(v.record_id, v.version),
             json.dumps(doc).encode(),
             until,
             "application/json",
+            legal_hold=held,
         )
         with archive.engine.begin() as conn:
             conn.execute(
@@ -47,5 +51,8 @@ def rewrap_all(archive: Archive) -> int:
                 .where(and_(db.versions.c.record_id == v.record_id, db.versions.c.version == v.version))
                 .values(key_id=key_id, wrapped_dek=wrapped, rewrap_version_id=written.version_id)
             )
+            rec = db.get_record(conn, v.record_id)
+            if rec is not None and bool(rec.legal_hold) != held:  # a hold changed meanwhile
+                store_sync.mark(conn, v.record_id)
         done += 1
     return done

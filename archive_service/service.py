@@ -110,8 +110,11 @@ class Archive:
     pool: ThreadPoolExecutor
 
     @classmethod
-    def open(cls, settings: ArchiveSettings, *, setup_store: bool = True, cli: bool = False) -> Archive:
-        """`cli=True`: an operator command, auditing into its own chain next to the service's."""
+    def open(
+        cls, settings: ArchiveSettings, *, setup_store: bool = True, cli: bool = False, writer: str = "cli"
+    ) -> Archive:
+        """`cli=True`: an operator command, auditing into its own chain (`<instance>-<writer>`) next
+        to the service's."""
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         facilities = facility_ids(settings.catalog)
         store = ObjectStore(settings)
@@ -121,7 +124,7 @@ class Archive:
         engine = db.open_catalog(settings.db_url)
         keys = load_keys(settings, engine)
         instance = _instance_id(settings)
-        audit = AuditLog(settings, store, f"{instance}-cli" if cli else instance)
+        audit = AuditLog(settings, store, f"{instance}-{writer}" if cli else instance)
         pool = ThreadPoolExecutor(max_workers=settings.upload_concurrency * 2, thread_name_prefix="archive-io")
         return cls(settings, store, engine, keys, audit, facilities, instance, pool)
 
@@ -167,6 +170,7 @@ class Archive:
     def extend_retention(self, record_id: str, until: datetime, actor: str) -> tuple[datetime, int, bool]:
         """Extend every version's lock to `until`; shortening is a Conflict. Returns the date, the
         number of versions and whether the store has it all yet (else the sync finishes it)."""
+        self.record(record_id)  # an unknown record is a 404 even while the store is down
         self.store.ping()  # a store that is down from the start: 503, nothing recorded
         with self.engine.begin() as conn:
             rec = self._active(conn, record_id)
@@ -193,6 +197,7 @@ class Archive:
     def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> tuple[Row[Any], bool]:
         """Place or release a legal hold. Returns the record and whether the store has it on every
         version yet (else the sync finishes it: the catalog, which the service decides by, has it)."""
+        self.record(record_id)  # an unknown record is a 404 even while the store is down
         self.store.ping()  # a store that is down from the start: 503, nothing recorded
         with self.engine.begin() as conn:
             rec = self._active(conn, record_id)
@@ -229,12 +234,15 @@ class Archive:
             return list(conn.execute(select(db.holds).where(db.holds.c.record_id == record_id).order_by(db.holds.c.id)))
 
     # --- reconciliation after a crash
-    def reconcile(self, grace_seconds: float | None = None) -> dict[str, int]:
+    def reconcile(self, grace_seconds: float | None = None, *, at_start: bool = False) -> dict[str, int]:
         """Settle ingests interrupted by a crash: finish those whose object is complete, drop the rest;
         then apply the holds and locks a store outage left owed (store_sync.py).
 
-        Pending rows of this instance are always dead at start; other instances' rows only once
-        older than the grace period. Incomplete multipart uploads nobody owns are aborted.
+        Pending rows count as dead once older than the grace period, except this instance's own at
+        its start (`at_start`: nothing of this instance is uploading yet). Any other time, a young
+        row may be an upload in progress, here or in another instance (`POST /admin/reconcile`, the
+        CLI, which shares the service's instance id), and is left alone. Incomplete multipart
+        uploads nobody owns are aborted.
         """
         grace = timedelta(seconds=self.settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds)
         cutoff = datetime.now(UTC) - grace
@@ -246,7 +254,7 @@ class Archive:
         for v in pending:
             created = db.utc(v.created_at)
             assert created is not None
-            if v.owner != self.instance and created > cutoff:
+            if not (at_start and v.owner == self.instance) and created > cutoff:
                 live_keys.add(v.object_key)
                 continue
             dead_keys.add(v.object_key)

@@ -266,8 +266,14 @@ class ObjectStore:
 
     # --- retention, holds, deletion
     def retention(self, bucket: str, key: str, version_id: str | None) -> datetime | None:
+        """The version's retain-until date; None when it has no lock of its own."""
         with _mapped(f"get retention {key}"):
-            ret = self.client.get_object_retention(bucket, key, version_id=version_id)
+            try:
+                ret = self.client.get_object_retention(bucket, key, version_id=version_id)
+            except S3Error as exc:
+                if exc.code in ("NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"):
+                    return None
+                raise
         return ret.retain_until_date if ret else None
 
     def set_retention(self, bucket: str, key: str, version_id: str | None, until: datetime) -> None:

@@ -1,6 +1,7 @@
 """Legal holds and retention locks: the catalog first, then the store, finished by whoever comes next.
 
-A hold or a retention extension touches one object per version (and its re-wrapped key), and the
+A hold or a retention extension touches one object per version, and its key sidecar (a data key
+re-wrapped after a key rotation, needed to read the version once the old KEK is retired), and the
 store can stop after some of them. A COMPLIANCE lock cannot be shortened, so such a change cannot
 be rolled back: it is rolled forward. The catalog change is committed together with a `store_sync`
 row naming the record; `settle` then brings every committed version's object to what the catalog
@@ -19,6 +20,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from minio.error import S3Error
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
@@ -140,6 +142,9 @@ def _apply(archive: Archive, record_id: str, state: tuple[Any, ...], change: Cha
                 steps.append(partial(_lock, archive, rewrap_key(record_id, version), rewrap_id, until, known))
         if change is None or change.hold:
             steps.append(partial(archive.store.set_legal_hold, archive.store.records, key, version_id, hold))
+            if rewrap_id:
+                wk = rewrap_key(record_id, version)
+                steps.append(partial(archive.store.set_legal_hold, archive.store.records, wk, rewrap_id, hold))
     refused: StoreRefused | None = None
     for step in steps:
         try:
@@ -188,14 +193,17 @@ def settle(archive: Archive, record_id: str, mine: Owed | None = None) -> bool:
     return False
 
 
-def settle_all(archive: Archive) -> tuple[int, int]:
+def settle_all(archive: Archive, stop: threading.Event | None = None) -> tuple[int, int]:
     """Settle every record owed a store update: (settled, still owed). A store that is down stops
-    the round (StoreUnavailable propagates); a refusal is logged and the record left for later."""
+    the round (StoreUnavailable propagates); a refusal or an S3 error is logged and the record left
+    for later, so one bad object never holds up the others. `stop` ends the round early."""
     done = left = 0
     for record_id in pending(archive):
+        if stop is not None and stop.is_set():
+            break
         try:
             ok = settle(archive, record_id)
-        except StoreRefused as exc:
+        except (StoreRefused, S3Error) as exc:
             log.warning("store sync of record %s: %s", record_id, exc)
             ok = False
         done += ok
@@ -217,17 +225,19 @@ def settle_after_commit(archive: Archive, owed_list: Iterable[Owed]) -> None:
 
 
 def settle_for_client(archive: Archive, item: Owed | None, record_id: str) -> bool:
-    """Settle a change a client waits for: True when the store has it all, False when the store
-    went away midway (the change stays owed; the client gets 202). A refusal is raised, saying
-    what the catalog already holds."""
+    """Settle a change a client waits for: True when the store has it all, False when it is left
+    owed to the background sync (the store went away midway, or the record kept changing under
+    this settle); the client then gets 202. A refusal is raised, saying what the catalog holds."""
+    note = "the change is recorded in the catalog; the store sync retries it every HDC_ARCHIVE_STORE_SYNC_SECONDS"
     try:
         return settle(archive, record_id, item)
     except StoreUnavailable as exc:
         log.warning("record %s: store update left for the background sync: %s", record_id, exc)
         return False
     except StoreRefused as exc:
-        note = "the change is recorded in the catalog; the store sync retries it every HDC_ARCHIVE_STORE_SYNC_SECONDS"
         raise type(exc)(f"{exc}; {note}", exc.code) from exc
+    except S3Error as exc:
+        raise StoreRefused(f"store error {exc.code}: {exc.message}; {note}", exc.code or "") from exc
 
 
 class Syncer:
@@ -245,7 +255,7 @@ class Syncer:
     def _run(self) -> None:
         while not self._stop.wait(self.archive.settings.store_sync_seconds):
             try:
-                done, left = settle_all(self.archive)
+                done, left = settle_all(self.archive, self._stop)
             except StoreUnavailable as exc:
                 log.info("store sync waits for the store: %s", exc)
                 continue

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 
 from .. import catalogdb as db
+from .. import store_sync
 from ..auth import Role
 from ..deps import ArchiveDep, CurrentUser, audit_ctx, audit_private, check_record_access, require
 from ..models import HoldEvent, HoldIn, HoldOut
@@ -33,7 +34,9 @@ CHANGED = {**ERRORS, 202: {"model": HoldOut, "description": "recorded; the store
 @router.get("", response_model=HoldOut, responses=ERRORS, summary="Legal hold state and history")
 def get_hold(record_id: str, request: Request, archive: ArchiveDep, who: CurrentUser) -> HoldOut:
     check_record_access(request, who, archive.record(record_id), content=False)
-    return _out(archive, record_id)
+    with archive.engine.connect() as conn:
+        synced = not store_sync.owed(conn, record_id)
+    return _out(archive, record_id, synced)
 
 
 def _change(

@@ -36,8 +36,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "SHA-256 mismatch: nothing stored"},
     401: {"model": ErrorOut},
     403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
     409: {"model": ErrorOut},
     413: {"model": ErrorOut},
+    500: {"model": ErrorOut, "description": "the store has no object for a version the catalog lists (incident)"},
     503: {"model": ErrorOut, "description": "store unreachable"},
 }
 

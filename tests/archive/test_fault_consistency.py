@@ -286,6 +286,8 @@ def _owed(api: Api) -> int:
 @pytest.mark.parametrize("on", [True, False])
 def test_hold_store_down_midway_is_finished_by_reconcile(api: Api, store: DevStore, on: bool) -> None:
     rid = _hold_midway(api, store, on)
+    got = api.client.get(f"/records/{rid}/hold", headers=api.token("archivist")).json()
+    assert (got["legal_hold"], got["store_synced"]) == (on, False), got
     state = _agree(api, rid)
     assert state["catalog_hold"] is on and _owed(api) == 1
     assert [s[1] for s in state["store"]] == [on, not on], state  # the store took the first version only
@@ -295,6 +297,7 @@ def test_hold_store_down_midway_is_finished_by_reconcile(api: Api, store: DevSto
     state = _agree(api, rid)
     assert all(s[1] is on for s in state["store"]), state
     assert _owed(api) == 0
+    assert api.client.get(f"/records/{rid}/hold", headers=api.token("archivist")).json()["store_synced"] is True
 
 
 @pytest.mark.parametrize("on", [True, False])

@@ -242,6 +242,26 @@ def test_reconciler_commits_an_object_completed_before_the_crash(settings: Archi
         archive.close()
 
 
+def test_reconcile_while_serving_leaves_uploads_in_progress_alone(settings: ArchiveSettings) -> None:
+    """POST /admin/reconcile and `hdc archive reconcile` run beside live ingests of the same
+    instance id: a young pending row (an upload in progress) must survive them; only the service's
+    start treats its own rows as dead."""
+    archive = Archive.open(settings, cli=True)
+    try:
+        data = b"still uploading"
+        meta = RecordMetadata.model_validate(medical(title="in flight"))
+        rid = _begin(archive, meta, "tester", hashlib.sha256(data).hexdigest(), "text/plain", None, None)[0]
+        settled = archive.reconcile()
+        assert settled["dropped"] == 0, settled
+        with archive.engine.connect() as conn:
+            assert db.get_version(conn, rid, 1) is not None
+        assert archive.reconcile(at_start=True)["dropped"] == 1
+        with archive.engine.connect() as conn:
+            assert db.get_version(conn, rid, 1) is None
+    finally:
+        archive.close()
+
+
 def test_store_unreachable_is_503(settings: ArchiveSettings, own_store: DevStore, tmp_path: Path) -> None:
     server = Server(settings, tmp_path / "server3.log").start()
     try:

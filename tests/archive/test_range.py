@@ -23,6 +23,8 @@ SIZE = 1000
         ("bytes=990-5000", (990, 999)),  # last beyond the end is cut to it
         ("bytes=-10", (990, 999)),
         ("bytes=-5000", (0, 999)),
+        ("bytes=0-00000000000000000000001", (0, 1)),  # leading zeros are still small numbers
+        ("bytes=000000000000000000001-", (1, 999)),
         ("bytes=0-" + "9" * 5000, (0, 999)),  # more digits than int() reads: still past the end
         ("bytes=-" + "9" * 5000, (0, 999)),
     ],
@@ -48,6 +50,10 @@ def test_one_satisfiable_range(header: str, span: tuple[int, int]) -> None:
 )
 def test_ranges_that_are_ignored(header: str | None) -> None:
     assert parse_range(header, SIZE) is None
+
+
+def test_a_suffix_of_empty_content_is_the_whole_of_it() -> None:
+    assert parse_range("bytes=-5", 0) is None  # §14.1.3: satisfiable; the (empty) whole, 200
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_archive_alerts_fire_as_documented(rules_file: Path, tmp_path: Path) -> 
         "runbook_url": f"{NOC}runbooks/alerts/archive-store-sync-behind.md",
     }
     fixity = {
-        "summary": "archive-app-01:8443: the last fixity run found 3 record version(s) missing or altered",
+        "summary": "archive-app-01:8443: 3 record version(s) whose last fixity check failed (missing or altered)",
         "runbook_url": f"{NOC}runbooks/alerts/archive-fixity-failures.md",
     }
     labels = {"instance": "archive-app-01:8443"}
