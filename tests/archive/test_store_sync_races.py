@@ -66,6 +66,32 @@ def any_api(store: DevStore, request: pytest.FixtureRequest, tmp_path: Path) -> 
 # ---------------------------------------------------------------- a stale settle after a newer change
 
 
+@contextlib.contextmanager
+def paused(archive: Any, method: str, run: Callable[[], Any]) -> Iterator[dict[str, Any]]:
+    """Run `run` in a thread whose calls of `archive.store.<method>` wait; the block runs while
+    it waits, and it goes on (and is joined) when the block ends. Yields {"result": …} after."""
+    orig = getattr(archive.store, method)
+    reached, go = threading.Event(), threading.Event()
+
+    def slow(*a: Any, **kw: Any) -> Any:
+        if threading.current_thread().name == "paused":
+            reached.set()
+            go.wait(30)
+        return orig(*a, **kw)
+
+    setattr(archive.store, method, slow)
+    out: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: out.setdefault("result", run()), name="paused")
+    t.start()
+    try:
+        assert reached.wait(30)
+        yield out
+    finally:
+        go.set()
+        t.join(30)
+        delattr(archive.store, method)
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_stale_settle_write_after_a_newer_change_is_written_over(api: Api, on: bool) -> None:
     """A settle (the background sync) read the hold, then a request changes it and settles fully;
@@ -76,28 +102,11 @@ def test_stale_settle_write_after_a_newer_change_is_written_over(api: Api, on: b
         assert _hold_req(api, rid, True).status_code == 200
     with archive.engine.begin() as conn:  # a row an earlier outage left, which the sync now settles
         store_sync.mark(conn, rid)
-    orig = archive.store.set_legal_hold
-    reached, go = threading.Event(), threading.Event()
-
-    def slow(bucket: str, key: str, vid: Any, value: bool) -> None:
-        if threading.current_thread().name == "slow-sync":
-            reached.set()
-            go.wait(30)
-        orig(bucket, key, vid, value)
-
-    archive.store.set_legal_hold = slow
-    out: dict[str, Any] = {}
-    t = threading.Thread(target=lambda: out.setdefault("ok", store_sync.settle(archive, rid)), name="slow-sync")
-    t.start()
-    try:
-        assert reached.wait(30)  # the sync holds the old state and is about to write it
+    with paused(archive, "set_legal_hold", lambda: store_sync.settle(archive, rid)) as out:
+        # the sync holds the old state and is about to write it
         r = _hold_req(api, rid, on, "the newer change")
         assert r.status_code == 200, r.text
-    finally:
-        go.set()
-        t.join(30)
-        del archive.store.set_legal_hold
-    assert out["ok"] is True
+    assert out["result"] is True
     state = _agree(api, rid)
     assert state["catalog_hold"] is on and [s[1] for s in state["store"]] == [on], state
     assert _owed(api) == 0
@@ -108,25 +117,8 @@ def test_racing_extensions_keep_the_later_lock(api: Api) -> None:
     rid = two_versions(api, medical(title="extensions racing"))
     base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365 * 30)
     a, b = base, base + timedelta(days=10)
-    orig = archive.store.set_retention
-    reached, go = threading.Event(), threading.Event()
-
-    def slow(bucket: str, key: str, vid: Any, until: datetime) -> None:
-        if threading.current_thread().name == "slow-a":
-            reached.set()
-            go.wait(30)
-        orig(bucket, key, vid, until)
-
-    archive.store.set_retention = slow
-    t = threading.Thread(target=lambda: archive.extend_retention(rid, a, "a"), name="slow-a")
-    t.start()
-    try:
-        assert reached.wait(30)
+    with paused(archive, "set_retention", lambda: archive.extend_retention(rid, a, "a")):
         archive.extend_retention(rid, b, "b")
-    finally:
-        go.set()
-        t.join(30)
-        del archive.store.set_retention
     assert all(s[2] == s[3] == b for s in _agree(api, rid)["store"])
     assert _owed(api) == 0
 
@@ -134,15 +126,18 @@ def test_racing_extensions_keep_the_later_lock(api: Api) -> None:
 # ---------------------------------------------------------------- a change landing inside a correction's commit
 
 
-def _during_commit(action: Callable[[], None]) -> tuple[threading.Thread, list[BaseException], Callable[[], None]]:
-    """Start `action` in a thread once the correction's commit has read the record, give it time
-    to run (it must wait for the commit, not slip in between the commit's reads and writes)."""
+def correct_while(api: Api, title: str, action: Callable[[str], None]) -> dict[str, Any]:
+    """Store a correction of a new record; once its commit has read the record, start
+    `action(record_id)` in a thread and give it time to run (it must wait for the commit, not slip
+    in between the commit's reads and writes). Returns catalog and store state afterwards."""
+    meta = medical(title=title)
+    rid = api.ingest(b"v1", meta).json()["record_id"]
     orig = db.get_record
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            action()
+            action(rid)
         except BaseException as exc:
             errors.append(exc)
 
@@ -150,55 +145,35 @@ def _during_commit(action: Callable[[], None]) -> tuple[threading.Thread, list[B
 
     def get_record(conn: Any, record_id: str) -> Any:
         row = orig(conn, record_id)
-        if sys._getframe(1).f_code.co_name == "_commit" and not t.is_alive() and t.ident is None:
+        if sys._getframe(1).f_code.co_name == "_commit" and t.ident is None:
             t.start()
             t.join(1.0)  # without the commit's lock the action completes here
         return row
 
     db.get_record = get_record  # type: ignore[assignment]
-
-    def undo() -> None:
+    try:
+        r = api.ingest(b"v2", meta, record_id=rid)
+    finally:
         db.get_record = orig  # type: ignore[assignment]
-
-    return t, errors, undo
+    t.join(60)
+    assert t.ident is not None and not errors, errors
+    assert r.status_code == 201, r.text
+    assert _owed(api) == 0
+    return _agree(api, rid)
 
 
 def test_hold_placed_during_a_correction_commit_reaches_the_correction(any_api: Api) -> None:
-    api = any_api
-    archive = _archive(api)
-    meta = medical(title="hold at commit")
-    rid = api.ingest(b"v1", meta).json()["record_id"]
-    t, errors, undo = _during_commit(lambda: archive.set_hold(rid, True, "placed during the commit", "bob"))
-    try:
-        r = api.ingest(b"v2", meta, record_id=rid)
-    finally:
-        undo()
-    t.join(60)
-    assert t.ident is not None and not errors, errors
-    assert r.status_code == 201, r.text
-    state = _agree(api, rid)
+    archive = _archive(any_api)
+    state = correct_while(any_api, "hold at commit", lambda rid: archive.set_hold(rid, True, "meanwhile", "bob"))
     assert state["catalog_hold"] is True and [(s[0], s[1]) for s in state["store"]] == [(1, True), (2, True)], state
-    assert _owed(api) == 0
 
 
 def test_extension_during_a_correction_commit_is_kept(any_api: Api) -> None:
-    api = any_api
-    archive = _archive(api)
-    meta = medical(title="extension at commit")
-    rid = api.ingest(b"v1", meta).json()["record_id"]
+    archive = _archive(any_api)
     until = (datetime.now(UTC) + timedelta(days=365 * 40)).replace(microsecond=0)
-    t, errors, undo = _during_commit(lambda: archive.extend_retention(rid, until, "bob"))
-    try:
-        r = api.ingest(b"v2", meta, record_id=rid)
-    finally:
-        undo()
-    t.join(60)
-    assert t.ident is not None and not errors, errors
-    assert r.status_code == 201, r.text
-    state = _agree(api, rid)
+    state = correct_while(any_api, "extension at commit", lambda rid: archive.extend_retention(rid, until, "bob"))
     assert datetime.fromisoformat(state["catalog_retain"]) >= until, state
     assert all(s[2] == s[3] and s[3] >= until for s in state["store"]), state
-    assert _owed(api) == 0
 
 
 def test_two_corrections_of_one_patient_commit_together(any_api: Api) -> None:
