@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,11 +25,12 @@ from .auth import TokenVerifier
 from .crypto import KeyError_, seal_text
 from .memory import tune_allocator
 from .models import Health
+from .periodic import Periodic
 from .routers import admin, audit, disposition, holds, records, search, versions
 from .service import Archive, BadInput, Conflict, NotFound, TooLarge
 from .settings import ArchiveSettings, load_settings
 from .store import ObjectMissing, StoreRefused, StoreUnavailable
-from .store_sync import Syncer, count_pending
+from .store_sync import count_pending, sync_round
 
 log = logging.getLogger("hdc.archive")
 
@@ -189,7 +191,7 @@ def create_app(settings: ArchiveSettings | None = None) -> FastAPI:
         app.state.archive = archive
         app.state.verifier = TokenVerifier(settings)
         archive.audit.start()
-        syncer = Syncer(archive)
+        syncer = Periodic("store-sync", settings.store_sync_seconds, partial(sync_round, archive))
         syncer.start()
         try:
             yield

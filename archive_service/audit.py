@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .periodic import Periodic
 from .settings import ArchiveSettings, parse_duration
 from .store import ObjectStore, StoreRefused, StoreUnavailable
 
@@ -99,8 +100,7 @@ class AuditLog:
         self.state_path = self.dir / "state.json"
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("audit-flusher", settings.audit_flush_seconds, self._flush_round)
         state = self._read_state()
         self.flushed_seq: int = state.get("flushed_seq", 0)
         self.flushed_hash: str = state.get("flushed_hash", GENESIS)
@@ -265,22 +265,16 @@ class AuditLog:
 
     # --- background flusher
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-flusher", daemon=True)
-        self._thread.start()
+        self._flusher.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.audit_flush_seconds):
-            try:
-                self.flush()
-            except (StoreUnavailable, StoreRefused) as exc:
-                log.warning("audit flush postponed: %s (%d entries kept in the write-ahead)", exc, self.pending_count())
-            except Exception:
-                log.exception("audit flush failed; entries kept in the write-ahead")
+    def _flush_round(self, _stopping: threading.Event) -> None:
+        try:
+            self.flush()
+        except (StoreUnavailable, StoreRefused) as exc:
+            log.warning("audit flush postponed: %s (%d entries kept in the write-ahead)", exc, self.pending_count())
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        self._flusher.close(timeout=10)
         with contextlib.suppress(StoreUnavailable, StoreRefused):
             self.flush()
         self._wal.close()

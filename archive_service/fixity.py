@@ -78,7 +78,7 @@ def check_version(archive: Archive, v: Any) -> FixityResult:
 
 
 def run_fixity(archive: Archive, limit: int | None = None) -> Iterator[FixityResult]:
-    """Check every committed version, or the `limit` checked longest ago (never checked first);
+    """Check every committed version, or the `limit` next in line (`catalogdb.least_checked`);
     each result is kept in the catalog (`fixity_ok`, `fixity_checked_at`)."""
     with archive.engine.connect() as conn:
         rows = list(db.iter_committed(conn)) if limit is None else db.least_checked(conn, limit)

@@ -190,13 +190,14 @@ class Archive:
             )
             n = len(db.list_versions(conn, record_id, ("committed",)))
             owed = mine is not None or store_sync.owed(conn, record_id)
-            now_until = db.utc(self._active(conn, record_id).retain_until)  # a later concurrent extension wins
+            # at least `until` after extend_in; later if a concurrent extension went further
+            until = db.utc(self._active(conn, record_id).retain_until) or until
         synced = store_sync.settle_for_client(self, mine, record_id) if owed else True
-        return max(until, now_until or until), n, synced
+        return until, n, synced
 
-    def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> tuple[Row[Any], bool]:
-        """Place or release a legal hold. Returns the record and whether the store has it on every
-        version yet (else the sync finishes it: the catalog, which the service decides by, has it)."""
+    def set_hold(self, record_id: str, on: bool, reason: str, actor: str) -> bool:
+        """Place or release a legal hold. Returns whether the store has it on every version yet
+        (else the sync finishes it: the catalog, which the service decides by, has it)."""
         self.record(record_id)  # an unknown record is a 404 even while the store is down
         self.store.ping()  # a store that is down from the start: 503, nothing recorded
         with self.engine.begin() as conn:
@@ -217,8 +218,7 @@ class Archive:
                 )
             )
             mine = store_sync.mark(conn, record_id, store_sync.Change(hold=True))
-        synced = store_sync.settle_for_client(self, mine, record_id)
-        return self.record(record_id), synced
+        return store_sync.settle_for_client(self, mine, record_id)
 
     @staticmethod
     def _active(conn: Connection, record_id: str) -> Row[Any]:

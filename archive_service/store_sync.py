@@ -5,9 +5,10 @@ re-wrapped after a key rotation, needed to read the version once the old KEK is 
 store can stop after some of them. A COMPLIANCE lock cannot be shortened, so such a change cannot
 be rolled back: it is rolled forward. The catalog change is committed together with a `store_sync`
 row naming the record; `settle` then brings every committed version's object to what the catalog
-says and deletes the row. A row left by a store outage or a crash is settled by the next caller: a
-retry of the same request, `Archive.reconcile` (service start, `POST /admin/reconcile`, `hdc archive
-reconcile`), a disposition of the record, and the service's background `Syncer`.
+says and deletes the row. A row left by a store outage or a crash is settled by the next caller:
+`Archive.reconcile` (service start, `POST /admin/reconcile`, `hdc archive reconcile`), a
+disposition of the record, a repeated retention extension, and the service's background
+`sync_round`.
 """
 
 from __future__ import annotations
@@ -136,15 +137,12 @@ def _apply(archive: Archive, record_id: str, state: tuple[Any, ...], change: Cha
     known = change is not None
     steps: list[Callable[[], None]] = []
     for version, key, version_id, until, rewrap_id in vers:
-        if change is None or version in change.locks:
-            steps.append(partial(_lock, archive, key, version_id, until, known))
-            if rewrap_id:
-                steps.append(partial(_lock, archive, rewrap_key(record_id, version), rewrap_id, until, known))
-        if change is None or change.hold:
-            steps.append(partial(archive.store.set_legal_hold, archive.store.records, key, version_id, hold))
-            if rewrap_id:
-                wk = rewrap_key(record_id, version)
-                steps.append(partial(archive.store.set_legal_hold, archive.store.records, wk, rewrap_id, hold))
+        objects = [(key, version_id)] + ([(rewrap_key(record_id, version), rewrap_id)] if rewrap_id else [])
+        for k, vid in objects:
+            if change is None or version in change.locks:
+                steps.append(partial(_lock, archive, k, vid, until, known))
+            if change is None or change.hold:
+                steps.append(partial(archive.store.set_legal_hold, archive.store.records, k, vid, hold))
     refused: StoreRefused | None = None
     for step in steps:
         try:
@@ -213,15 +211,14 @@ def settle_all(archive: Archive, stop: threading.Event | None = None) -> tuple[i
 
 def settle_after_commit(archive: Archive, owed_list: Iterable[Owed]) -> None:
     """A committed change's store update, when the caller's answer must not depend on it (the
-    patient's earlier records after an ingest): failures are logged and left to the `Syncer`."""
+    patient's earlier records after an ingest): failures are logged and left to `sync_round`."""
     for item in owed_list:
         try:
             settle(archive, item.record_id, item)
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, StoreRefused) as exc:
             log.warning("record %s: store update left for the background sync: %s", item.record_id, exc)
-            return
-        except StoreRefused as exc:
-            log.warning("record %s: store update left for the background sync: %s", item.record_id, exc)
+            if isinstance(exc, StoreUnavailable):
+                return  # the rest would fail the same way
 
 
 def settle_for_client(archive: Archive, item: Owed | None, record_id: str) -> bool:
@@ -240,32 +237,13 @@ def settle_for_client(archive: Archive, item: Owed | None, record_id: str) -> bo
         raise StoreRefused(f"store error {exc.code}: {exc.message}; {note}", exc.code or "") from exc
 
 
-class Syncer:
-    """Settles, every `store_sync_seconds`, what store outages left owed."""
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.archive.settings.store_sync_seconds):
-            try:
-                done, left = settle_all(self.archive, self._stop)
-            except StoreUnavailable as exc:
-                log.info("store sync waits for the store: %s", exc)
-                continue
-            except Exception:  # the loop must outlive a catalog hiccup; the next round retries
-                log.exception("store sync round failed")
-                continue
-            if done or left:
-                log.info("store sync: %d record(s) settled, %d still owed", done, left)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+def sync_round(archive: Archive, stopping: threading.Event) -> None:
+    """One round of the background sync (`Periodic`, every `store_sync_seconds`): settle what store
+    outages left owed; a store still down just waits for the next round."""
+    try:
+        done, left = settle_all(archive, stopping)
+    except StoreUnavailable as exc:
+        log.info("store sync waits for the store: %s", exc)
+        return
+    if done or left:
+        log.info("store sync: %d record(s) settled, %d still owed", done, left)

@@ -44,7 +44,7 @@ def _change(
 ) -> HoldOut:
     audit_ctx(request)["record_id"] = record_id
     audit_private(request, hold_reason=body.reason)  # free text: may name a patient or a case
-    _row, synced = archive.set_hold(record_id, on, body.reason, who.subject)
+    synced = archive.set_hold(record_id, on, body.reason, who.subject)
     if not synced:
         response.status_code = 202
     return _out(archive, record_id, synced)
